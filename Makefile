@@ -1,0 +1,82 @@
+# 第21章 生成对抗网络 — every set-up step lives here, so that a fresh clone needs
+# only `make book` (build the HTML book) and `make test` (run every test).
+SHELL := /bin/bash
+VENV    := .venv
+PY      := $(VENV)/bin/python
+PIP     := $(VENV)/bin/pip
+STAMPS  := $(VENV)/.stamps
+export NPGAN_DATA ?= $(HOME)/.cache/npgan
+export MPLBACKEND := Agg
+APT_PACKAGES := chromium fonts-noto-cjk dataset-fashion-mnist
+MATHJAX := _static_offline/mathjax
+JB_FLAGS := -W -n --keep-going
+
+.PHONY: all book test test-unit test-notebooks test-browser bench lab data figures clean help
+
+help:
+	@echo "make book   build the HTML book in _build/html (trains both models: about 20 min)"
+	@echo "make test   every test: unit tests, notebooks (quick mode), browser test of the book"
+	@echo "make bench  speed benchmark (benchmarks/bench_train.py)"
+	@echo "make lab    open the notebooks in JupyterLab with this project's kernel"
+
+# ---------------------------------------------------------------- set-up
+$(STAMPS)/venv: requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q -r requirements.txt
+	$(PIP) install -q --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (npgan)" >/dev/null
+	mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/torch: $(STAMPS)/venv
+	$(PIP) install -q torch==2.13.0
+	touch $@
+
+$(STAMPS)/apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	  rm -rf $(HOME)/.cache/matplotlib; \
+	fi
+	mkdir -p $(STAMPS) && touch $@
+
+data: $(STAMPS)/venv
+	$(PY) -m npgan fetch-data
+
+# MathJax served from the build itself, so the book reads offline (not committed).
+$(MATHJAX)/tex-mml-chtml.js:
+	rm -rf $(MATHJAX) .mathjax-tmp && mkdir -p .mathjax-tmp $(MATHJAX)
+	cd .mathjax-tmp && npm pack --silent mathjax@3.2.2 >/dev/null && tar xzf mathjax-3.2.2.tgz
+	cp -r .mathjax-tmp/package/es5/{tex-mml-chtml.js,input,output,ui,a11y,adaptors} $(MATHJAX)/
+	rm -rf .mathjax-tmp
+
+figures: $(STAMPS)/venv $(STAMPS)/apt
+	$(PY) images/make_figures.py
+
+# ---------------------------------------------------------------- the book
+book: $(STAMPS)/venv $(STAMPS)/apt data $(MATHJAX)/tex-mml-chtml.js figures
+	time $(VENV)/bin/jupyter-book build . $(JB_FLAGS)
+	@echo "open _build/html/index.html"
+
+# ---------------------------------------------------------------- tests
+test: test-unit test-notebooks test-browser
+
+test-unit: $(STAMPS)/venv $(STAMPS)/torch $(STAMPS)/apt data
+	$(PY) -m pytest tests -q
+
+test-notebooks: $(STAMPS)/venv $(STAMPS)/apt data
+	NPGAN_QUICK=1 $(PY) -m pytest -q --nbval-lax -p no:cacheprovider notebooks
+
+test-browser: $(STAMPS)/venv $(STAMPS)/apt data $(MATHJAX)/tex-mml-chtml.js figures
+	$(PY) tests/browser/check_book.py
+
+bench: $(STAMPS)/venv $(STAMPS)/torch data
+	$(PY) benchmarks/bench_train.py
+
+lab: $(STAMPS)/venv data
+	$(PIP) install -q jupyterlab==4.4.9
+	$(VENV)/bin/jupyter lab notebooks
+
+clean:
+	rm -rf _build _build_quick .pytest_cache $(MATHJAX)

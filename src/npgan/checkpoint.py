@@ -1,0 +1,71 @@
+"""Checkpoints: one .npz holding the weights, the optimizer state and the
+config as JSON. Loaded with allow_pickle=False, written atomically."""
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .gan import GANConfig, build
+
+FORMAT = "npgan-checkpoint-1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing or unreadable."""
+
+
+def save(model, path, epoch=None, seed=None):
+    """Write ``model`` to ``path`` (.npz) through a temporary file and a rename."""
+    path = Path(path)
+    meta = {"format": FORMAT, "config": json.loads(model.config.to_json()),
+            "epoch": epoch, "seed": seed}
+    arrays = {"meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+              "G": model.G.flat_params, "D": model.D.flat_params}
+    for net, opt in (("G", model.opt_g), ("D", model.opt_d)):
+        for key, value in opt.state().items():
+            arrays[f"opt_{net}_{key}"] = value
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return path
+
+
+def load(path):
+    """(model, meta) from a checkpoint written by ``save``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(bytes(data["meta"]).decode())
+            if meta.get("format") != FORMAT:
+                raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT!r}")
+            model = build(GANConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                       for k, v in meta["config"].items()}), seed=0)
+            for net_name in ("G", "D"):
+                net = getattr(model, net_name)
+                weights = data[net_name]
+                if weights.shape != net.flat_params.shape:
+                    raise ValueError(f"{net_name} has {weights.size} weights, the config expects "
+                                     f"{net.flat_params.size}")
+                net.flat_params[...] = weights
+                opt = model.opt_g if net_name == "G" else model.opt_d
+                for key, value in opt.state().items():
+                    stored = data[f"opt_{net_name}_{key}"]
+                    if key == "t":
+                        opt.t = int(stored)
+                    else:
+                        value[...] = stored
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path}: not a valid npgan checkpoint ({err}); "
+                              "train again to write a new one") from None
+    return model, meta

@@ -1,0 +1,157 @@
+"""Command line: python -m npgan {fetch-data, train, sample, evaluate}.
+
+Wrong use prints one line on stderr and exits with code 2."""
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from . import checkpoint, data
+from .gan import BOOK_EPOCHS, book_config
+from .plot import save_png, to_uint8
+
+
+class UsageError(Exception):
+    """Wrong use of the command line: reported in one line, exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _epoch_list(text):
+    try:
+        epochs = sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected epochs like 0,5,20, got {text!r}") from None
+    if any(e < 0 for e in epochs):
+        raise argparse.ArgumentTypeError("epochs cannot be negative")
+    return epochs
+
+
+def _writable_dir(path):
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise UsageError(f"cannot write to {path}: {err.strerror or err}") from None
+    return path
+
+
+def cmd_fetch(args):
+    folder = data.fetch_mnist(args.data_dir)
+    print(f"MNIST is ready in {folder}")
+
+
+def cmd_train(args):
+    from .gan import build
+    from .train import train
+
+    config = book_config(args.model)
+    if args.batch_size is not None:
+        config.batch_size = args.batch_size
+    if args.lr is not None:
+        config.lr_d = config.lr_g = args.lr
+    epochs = BOOK_EPOCHS[args.model] if args.epochs is None else args.epochs
+    if epochs < 1:
+        raise UsageError("--epochs must be at least 1")
+    out = _writable_dir(args.out)
+    images, labels = data.load_mnist("train", subset=args.subset, directory=args.data_dir)
+    model = build(config, seed=args.seed)
+
+    def save_checkpoint(epoch, history):
+        checkpoint.save(model, out / "checkpoint.npz", epoch=epoch, seed=args.seed)
+        history.to_csv(out / "history.csv")
+        if epoch in history.snapshots:
+            save_png(history.snapshots[epoch], out / f"epoch_{epoch:03d}.png")
+
+    snapshots = args.snapshot_epochs
+    history = train(model, images, labels if model.conditional else None, epochs=epochs,
+                    seed=args.seed, snapshot_epochs=snapshots, progress=not args.quiet,
+                    on_epoch_end=save_checkpoint)
+    save_png(history.snapshots[0], out / "epoch_000.png")
+    steps = len(history.records) // epochs
+    print(f"trained {args.model.upper()} for {epochs} epochs ({steps} steps each) in "
+          f"{history.seconds:.1f} s ({history.seconds / epochs:.2f} s/epoch); wrote {out}/checkpoint.npz")
+
+
+def cmd_sample(args):
+    try:
+        model, _ = checkpoint.load(args.checkpoint)
+    except checkpoint.CheckpointError as err:
+        raise UsageError(str(err)) from None
+    if args.label is not None and not model.conditional:
+        raise UsageError("--label needs a CGAN checkpoint; this one is a plain GAN")
+    if args.label is not None and not 0 <= args.label < model.config.n_classes:
+        raise UsageError(f"--label must be a digit 0–{model.config.n_classes - 1}, got {args.label}")
+    if args.n < 1:
+        raise UsageError("--n must be at least 1")
+    out = Path(args.out)
+    if not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
+        raise UsageError(f"cannot write {out}: folder {out.parent} does not exist or is not writable")
+    rng = np.random.default_rng(args.seed)
+    labels = None
+    if model.conditional:
+        labels = np.full(args.n, args.label) if args.label is not None else np.arange(args.n) % 10
+    images = to_uint8(model.generate(model.sample_noise(args.n, rng), labels)).reshape(-1, 28, 28)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name + ".", suffix=".part")
+    with os.fdopen(fd, "wb") as f:
+        np.save(f, images)
+    os.replace(tmp, out)
+    print(f"wrote {args.n} samples, uint8 (N, 28, 28), to {out}")
+
+
+def make_parser():
+    parser = Parser(prog="python -m npgan", description="A small NumPy GAN/CGAN for MNIST (第21章).")
+    parser.add_argument("--data-dir", default=None,
+                        help="MNIST cache folder (default: $NPGAN_DATA or ~/.cache/npgan)")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    p = sub.add_parser("fetch-data", help="download and verify MNIST into the cache")
+    p.set_defaults(func=cmd_fetch)
+
+    p = sub.add_parser("train", help="train a GAN or CGAN on MNIST with the book's settings")
+    p.add_argument("--model", choices=("gan", "cgan"), default="gan")
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"default: the book's ({', '.join(f'{k} {v}' for k, v in BOOK_EPOCHS.items())})")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="folder for checkpoint.npz, history.csv, epoch_NNN.png")
+    p.add_argument("--batch-size", type=int, default=None, help="default: the book's (64)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate of both D and G (default: the book's)")
+    p.add_argument("--subset", type=int, default=None, help="train on the first N images only")
+    p.add_argument("--snapshot-epochs", type=_epoch_list, default=[0, 5, 20],
+                   help="epochs whose sample grid is saved (0 and the last are always saved)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", help="draw samples from a checkpoint into a .npy file")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--label", type=int, default=None, help="CGAN: the digit to draw (default: 0–9 in turn)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output .npy: uint8 (N, 28, 28), 0–255")
+    p.set_defaults(func=cmd_sample)
+    return parser
+
+
+def main(argv=None):
+    try:
+        args = make_parser().parse_args(argv)
+        args.func(args)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (data.DataError, checkpoint.CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0

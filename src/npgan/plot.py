@@ -1,0 +1,120 @@
+"""Pictures: sample grids, the per-epoch snapshot table, training curves."""
+
+import base64
+import html
+import io
+
+import numpy as np
+
+CJK_FONTS = ["Noto Sans CJK SC", "Noto Sans CJK JP", "DejaVu Sans"]
+
+
+def to_uint8(images):
+    """Images in [-1, 1] → pixels 0…255: round((x + 1) / 2 · 255), clipped."""
+    pixels = (np.asarray(images, dtype=np.float32) + 1) * 127.5
+    return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+
+
+def image_grid(images, n_cols=10, pad=2, pad_value=255):
+    """Put N images (N, 784) or (N, 28, 28) in [-1, 1] on one uint8 canvas,
+    n_cols per row, row after row, with ``pad`` pixels of ``pad_value`` between."""
+    pixels = to_uint8(images).reshape(-1, 28, 28)
+    n = len(pixels)
+    n_rows = -(-n // n_cols)
+    side = 28 + pad
+    canvas = np.full((n_rows * side + pad, n_cols * side + pad), pad_value, dtype=np.uint8)
+    for i, img in enumerate(pixels):
+        r, c = divmod(i, n_cols)
+        canvas[pad + r * side:pad + r * side + 28, pad + c * side:pad + c * side + 28] = img
+    return canvas
+
+
+def png_bytes(grid, scale=1):
+    """A uint8 grey image → PNG bytes (white digits on black, like MNIST)."""
+    import matplotlib.image
+
+    if scale > 1:
+        grid = np.kron(grid, np.ones((scale, scale), dtype=np.uint8))
+    buf = io.BytesIO()
+    matplotlib.image.imsave(buf, grid, cmap="gray", vmin=0, vmax=255, format="png")
+    return buf.getvalue()
+
+
+def save_png(grid, path):
+    from pathlib import Path
+    import os
+    import tempfile
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
+    with os.fdopen(fd, "wb") as f:
+        f.write(png_bytes(grid))
+    os.replace(tmp, path)
+
+
+class SnapshotTable:
+    """An HTML table of sample grids, one column per epoch, headed "epoch N".
+
+    Shows itself in Jupyter (``_repr_html_``) and in the built book; the
+    images are embedded as PNG data, so the table needs no other file."""
+
+    def __init__(self, snapshots, epochs=None, caption=None, width=220):
+        self.snapshots = snapshots
+        self.epochs = sorted(snapshots) if epochs is None else list(epochs)
+        self.caption = caption
+        self.width = width
+
+    def _repr_html_(self):
+        head = "".join(f'<th style="text-align:center">epoch {e}</th>' for e in self.epochs)
+        cells = []
+        for e in self.epochs:
+            data = base64.b64encode(png_bytes(self.snapshots[e])).decode("ascii")
+            cells.append(f'<td style="padding:4px"><img src="data:image/png;base64,{data}" '
+                         f'width="{self.width}" alt="epoch {e}" '
+                         'style="image-rendering:pixelated;max-width:none"></td>')
+        caption = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
+        return (f'<table class="npgan-snapshots">{caption}<thead><tr>{head}</tr></thead>'
+                f"<tbody><tr>{''.join(cells)}</tr></tbody></table>")
+
+
+def use_chinese_font():
+    """Let matplotlib draw Chinese labels (needs Debian's fonts-noto-cjk)."""
+    import matplotlib
+
+    matplotlib.rcParams["font.family"] = "sans-serif"
+    matplotlib.rcParams["font.sans-serif"] = CJK_FONTS
+    matplotlib.rcParams["axes.unicode_minus"] = False
+
+
+def smooth(values, window):
+    """Moving average over ``window`` iterations (the 'valid' part)."""
+    values = np.asarray(values, dtype=np.float64)
+    if window <= 1 or len(values) < window:
+        return values
+    kernel = np.ones(window) / window
+    return np.convolve(values, kernel, mode="valid")
+
+
+def plot_history(history, steps_per_epoch=None, window=100):
+    """Two panels: D and G losses; D(x) and D(G(z)). Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    use_chinese_font()
+    it = history.column("iteration")
+    x = it / steps_per_epoch if steps_per_epoch else it
+    xs = x[len(x) - len(smooth(it, window)):] if len(it) >= window else x
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    ax1.plot(xs, smooth(history.column("d_loss"), window), label="D 的损失")
+    ax1.plot(xs, smooth(history.column("g_loss"), window), label="G 的损失")
+    ax1.set_title("损失（滑动平均）")
+    ax2.plot(xs, smooth(history.column("d_real"), window), label="D(x)：真样本")
+    ax2.plot(xs, smooth(history.column("d_fake"), window), label="D(G(z))：假样本")
+    ax2.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax2.set_ylim(0, 1)
+    ax2.set_title("判别器的输出（滑动平均）")
+    for ax in (ax1, ax2):
+        ax.set_xlabel("epoch" if steps_per_epoch else "迭代次数")
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,120 @@
+"""The training loop: epochs of shuffled mini-batches, a progress bar,
+per-iteration history, snapshots from a fixed noise batch, checkpoints."""
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .plot import image_grid
+
+HISTORY_COLUMNS = ("epoch", "iteration", "d_loss", "g_loss", "d_real", "d_fake")
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss or a weight became NaN or infinite."""
+
+
+@dataclass
+class History:
+    """Per-iteration records and the snapshot grids, by epoch."""
+
+    records: list = field(default_factory=list)     # rows of HISTORY_COLUMNS
+    snapshots: dict = field(default_factory=dict)   # epoch → uint8 grid image
+    seconds: float = 0.0                            # training time, snapshots excluded
+
+    def column(self, name):
+        return np.array([row[HISTORY_COLUMNS.index(name)] for row in self.records])
+
+    def to_csv(self, path):
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(",".join(HISTORY_COLUMNS) + "\n")
+            for row in self.records:
+                f.write(f"{row[0]},{row[1]},{row[2]:.6g},{row[3]:.6g},{row[4]:.6g},{row[5]:.6g}\n")
+
+
+def fixed_inputs(model, n_per_row=10, seed=1234):
+    """The fixed noise batch (and labels) that every snapshot is drawn from.
+
+    GAN: 10 × 10 samples. CGAN: row r holds digit r, columns differ in z.
+    """
+    rng = np.random.default_rng(seed)
+    n_rows = model.config.n_classes or 10
+    z = model.sample_noise(n_rows * n_per_row, rng)
+    labels = np.repeat(np.arange(n_rows), n_per_row) if model.conditional else None
+    return z, labels
+
+
+def snapshot(model, z, labels, n_cols=10):
+    """A uint8 grid of G's images for the fixed z (and labels)."""
+    return image_grid(model.generate(z, labels), n_cols=n_cols)
+
+
+def check_finite(model, iteration, losses, weights=False):
+    """Stop with a clear error once a loss (or, with weights=True, a weight)
+    is NaN or infinite. Non-finite weights make the next losses non-finite,
+    so checking the cheap losses every step and the weights once an epoch
+    catches every divergence."""
+    if all(math.isfinite(v) for v in losses) and (not weights or (
+            np.isfinite(model.D.flat_params).all() and np.isfinite(model.G.flat_params).all())):
+        return
+    what = "D's weights" if not np.isfinite(model.D.flat_params).all() else \
+        "G's weights" if not np.isfinite(model.G.flat_params).all() else "a loss"
+    raise TrainingDiverged(
+        f"training diverged at iteration {iteration}: {what} became NaN or infinite "
+        f"(D loss {losses[0]:.4g}, G loss {losses[1]:.4g}). "
+        "Lower the learning rates (lr_d, lr_g) or check the input data.")
+
+
+def train(model, images, labels=None, epochs=1, seed=0, snapshot_epochs=(), progress=True,
+          on_epoch_end=None):
+    """Train ``model`` on ``images`` (N, 784) in [-1, 1].
+
+    Each epoch visits every image once, in an order drawn from
+    ``np.random.default_rng(seed)``; the last incomplete batch is dropped.
+    Snapshots are taken before training (epoch 0), at ``snapshot_epochs`` and
+    after the last epoch. ``on_epoch_end(epoch, history)`` runs after each
+    epoch (e.g. to save a checkpoint). Returns a ``History``.
+    """
+    import time
+
+    if model.conditional and labels is None:
+        raise ValueError("a CGAN is trained on images AND their labels: pass labels=")
+    images = np.asarray(images, dtype=model.dtype)
+    if images.ndim != 2 or images.shape[1] != 784:
+        raise ValueError(f"images must have shape (N, 784), got {images.shape}")
+    B = model.config.batch_size
+    steps = len(images) // B
+    if steps == 0:
+        raise ValueError(f"{len(images)} images are fewer than one batch of {B}")
+    order_rng = np.random.default_rng(seed)
+    z_fixed, labels_fixed = fixed_inputs(model)
+    wanted = set(snapshot_epochs) | {0, epochs}
+    history = History()
+    if 0 in wanted:
+        history.snapshots[0] = snapshot(model, z_fixed, labels_fixed)
+    batch = np.empty((B, images.shape[1]), dtype=model.dtype)
+    iteration = 0
+    for epoch in range(1, epochs + 1):
+        order = order_rng.permutation(len(images))
+        bar = tqdm(range(steps), desc=f"epoch {epoch}/{epochs}", disable=not progress,
+                   leave=epoch == epochs, mininterval=0.5)
+        start = time.perf_counter()
+        for step in bar:
+            idx = order[step * B:(step + 1) * B]
+            np.take(images, idx, axis=0, out=batch)
+            losses = model.train_step(batch, None if labels is None else labels[idx])
+            iteration += 1
+            check_finite(model, iteration, losses)
+            history.records.append((epoch, iteration, *losses))
+            if step % 50 == 0 or step == steps - 1:
+                bar.set_postfix(D_loss=f"{losses[0]:.3f}", G_loss=f"{losses[1]:.3f}",
+                                Dx=f"{losses[2]:.2f}", DGz=f"{losses[3]:.2f}", refresh=False)
+        history.seconds += time.perf_counter() - start
+        check_finite(model, iteration, losses, weights=True)
+        if epoch in wanted:
+            history.snapshots[epoch] = snapshot(model, z_fixed, labels_fixed)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, history)
+    return history
