@@ -22,6 +22,7 @@ import sys
 import tarfile
 import tempfile
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +65,7 @@ def parse_idx(data, name="IDX data"):
     if data[:2] == b"\x1f\x8b":
         try:
             data = gzip.decompress(data)
-        except (OSError, EOFError) as err:
+        except (OSError, EOFError, zlib.error) as err:
             raise DataError(f"{name}: the gzip data is damaged ({err}); delete the file and fetch it again") from None
     if len(data) < 4:
         raise DataError(f"{name}: only {len(data)} bytes, too short for an IDX header; the file is truncated")

@@ -2,7 +2,10 @@
 per-iteration history, snapshots from a fixed noise batch, checkpoints."""
 
 import math
+import os
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -28,10 +31,18 @@ class History:
         return np.array([row[HISTORY_COLUMNS.index(name)] for row in self.records])
 
     def to_csv(self, path):
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(",".join(HISTORY_COLUMNS) + "\n")
-            for row in self.records:
-                f.write(f"{row[0]},{row[1]},{row[2]:.6g},{row[3]:.6g},{row[4]:.6g},{row[5]:.6g}\n")
+        """Write the records as CSV, through a temporary file and a rename (atomic)."""
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(",".join(HISTORY_COLUMNS) + "\n")
+                for row in self.records:
+                    f.write(f"{row[0]},{row[1]},{row[2]:.6g},{row[3]:.6g},{row[4]:.6g},{row[5]:.6g}\n")
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
 
 
 def fixed_inputs(model, n_per_row=10, seed=1234):
