@@ -65,7 +65,8 @@ def load(path):
                         opt.t = int(stored)
                     else:
                         value[...] = stored
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, json.JSONDecodeError) as err:
+    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError,
+            zipfile.BadZipFile, json.JSONDecodeError) as err:
         raise CheckpointError(f"{path}: not a valid npgan checkpoint ({err}); "
                               "train again to write a new one") from None
     return model, meta

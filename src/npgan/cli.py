@@ -52,16 +52,23 @@ def cmd_fetch(args):
 
 def cmd_train(args):
     from .gan import build
-    from .train import train
+    from .train import TrainingDiverged, train
 
     config = book_config(args.model)
     if args.batch_size is not None:
+        if args.batch_size < 1:
+            raise UsageError("--batch-size must be at least 1")
         config.batch_size = args.batch_size
     if args.lr is not None:
+        if not 0 < args.lr < float("inf"):
+            raise UsageError(f"--lr must be a positive number, got {args.lr}")
         config.lr_d = config.lr_g = args.lr
     epochs = BOOK_EPOCHS[args.model] if args.epochs is None else args.epochs
     if epochs < 1:
         raise UsageError("--epochs must be at least 1")
+    if args.subset is not None and not config.batch_size <= args.subset <= 60000:
+        raise UsageError(f"--subset must be between the batch size ({config.batch_size}) "
+                         f"and 60000, got {args.subset}")
     out = _writable_dir(args.out)
     images, labels = data.load_mnist("train", subset=args.subset, directory=args.data_dir)
     model = build(config, seed=args.seed)
@@ -73,9 +80,14 @@ def cmd_train(args):
             save_png(history.snapshots[epoch], out / f"epoch_{epoch:03d}.png")
 
     snapshots = args.snapshot_epochs
-    history = train(model, images, labels if model.conditional else None, epochs=epochs,
-                    seed=args.seed, snapshot_epochs=snapshots, progress=not args.quiet,
-                    on_epoch_end=save_checkpoint)
+    try:
+        # a diverging run is reported once, by TrainingDiverged, not by NumPy's warnings
+        with np.errstate(over="ignore", invalid="ignore"):
+            history = train(model, images, labels if model.conditional else None, epochs=epochs,
+                            seed=args.seed, snapshot_epochs=snapshots, progress=not args.quiet,
+                            on_epoch_end=save_checkpoint)
+    except TrainingDiverged as err:
+        raise UsageError(str(err)) from None
     save_png(history.snapshots[0], out / "epoch_000.png")
     steps = len(history.records) // epochs
     print(f"trained {args.model.upper()} for {epochs} epochs ({steps} steps each) in "
@@ -96,15 +108,24 @@ def cmd_sample(args):
     out = Path(args.out)
     if not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
         raise UsageError(f"cannot write {out}: folder {out.parent} does not exist or is not writable")
+    if out.is_dir():
+        raise UsageError(f"cannot write {out}: it is a folder; give a file name such as {out / 'samples.npy'}")
     rng = np.random.default_rng(args.seed)
     labels = None
     if model.conditional:
         labels = np.full(args.n, args.label) if args.label is not None else np.arange(args.n) % 10
     images = to_uint8(model.generate(model.sample_noise(args.n, rng), labels)).reshape(-1, 28, 28)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name + ".", suffix=".part")
-    with os.fdopen(fd, "wb") as f:
-        np.save(f, images)
-    os.replace(tmp, out)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name + ".", suffix=".part")
+    except OSError as err:
+        raise UsageError(f"cannot write {out}: {err.strerror or err}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, images)
+        os.replace(tmp, out)
+    except OSError as err:
+        os.unlink(tmp)
+        raise UsageError(f"cannot write {out}: {err.strerror or err}") from None
     print(f"wrote {args.n} samples, uint8 (N, 28, 28), to {out}")
 
 
