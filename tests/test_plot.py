@@ -1,0 +1,90 @@
+"""Pixels, sample grids, PNGs and the snapshot table."""
+
+import base64
+import io
+import re
+
+import numpy as np
+import pytest
+
+from npgan.plot import SnapshotTable, image_grid, png_bytes, save_png, to_uint8
+
+
+def test_to_uint8_mapping():
+    x = np.array([-1.0, 1.0, 0.0, -0.5, 0.5, 2.0, -3.0, 0.999])
+    # round((x + 1) / 2 · 255), clipped: 0 → 127.5 → 128 (rint rounds half to even)
+    assert list(to_uint8(x)) == [0, 255, 128, 64, 191, 255, 0, 255]
+    assert to_uint8(np.zeros((2, 3), np.float64)).dtype == np.uint8
+    # round trip with the data loader's mapping x = p / 127.5 - 1 is exact for every pixel
+    from npgan.data import to_unit_range
+    pixels = np.arange(256, dtype=np.uint8)
+    assert np.array_equal(to_uint8(to_unit_range(pixels)), pixels)
+
+
+def test_image_grid_layout():
+    images = np.stack([np.full(784, v) for v in (-1.0, 0.0, 1.0)])
+    grid = image_grid(images, n_cols=2, pad=2)
+    assert grid.dtype == np.uint8 and grid.shape == (2 * 30 + 2, 2 * 30 + 2)
+    assert np.all(grid[2:30, 2:30] == 0)      # image 0: row 0, column 0
+    assert np.all(grid[2:30, 32:60] == 128)   # image 1: row 0, column 1
+    assert np.all(grid[32:60, 2:30] == 255)   # image 2: row 1, column 0
+    assert np.all(grid[32:60, 32:60] == 255)  # the empty fourth slot is padding
+    assert np.all(grid[:2] == 255) and np.all(grid[:, 30:32] == 255)  # padding lines
+    # (N, 28, 28) works too, and the default is 10 columns
+    assert image_grid(images.reshape(3, 28, 28), n_cols=2).tolist() == grid.tolist()
+    assert image_grid(np.zeros((100, 784))).shape == (302, 302)
+    one = np.linspace(-1, 1, 784).reshape(28, 28)
+    np.testing.assert_array_equal(image_grid(one[None], n_cols=1, pad=0), to_uint8(one))
+
+
+def decode_png(blob):
+    import matplotlib.image
+    return matplotlib.image.imread(io.BytesIO(blob), format="png")
+
+
+def test_png_bytes_keeps_the_grey_levels(tmp_path):
+    grid = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    blob = png_bytes(grid)
+    assert blob[:8] == b"\x89PNG\r\n\x1a\n"
+    rgba = decode_png(blob)
+    # matplotlib's grey colormap truncates lut·255 to bytes: some levels come out 1 lower
+    levels = np.rint(rgba[..., 0] * 255).astype(int)
+    assert np.all((grid - levels >= 0) & (grid - levels <= 1))
+    assert np.all(rgba[..., 0] == rgba[..., 1]) and np.all(rgba[..., 3] == 1)
+    assert decode_png(png_bytes(grid, scale=3)).shape[:2] == (48, 48)
+    save_png(grid, tmp_path / "g.png")
+    assert [p.name for p in tmp_path.iterdir()] == ["g.png"]  # written via *.part and a rename
+    assert (tmp_path / "g.png").read_bytes() == blob
+
+
+def test_snapshot_table_html():
+    snaps = {e: np.full((32, 32), 10 * e, dtype=np.uint8) for e in (0, 5, 20)}
+    html = SnapshotTable(snaps, caption="表 <1> & co")._repr_html_()
+    assert re.findall(r"<th(?:\s[^>]*)?>(.*?)</th>", html) == ["epoch 0", "epoch 5", "epoch 20"]
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    assert len(images) == 3
+    for e, data in zip((0, 5, 20), images):
+        rgba = decode_png(base64.b64decode(data))
+        assert np.all(np.abs(np.rint(rgba[..., 0] * 255) - 10 * e) <= 1)
+    assert "<caption>表 &lt;1&gt; &amp; co</caption>" in html
+    html = SnapshotTable(snaps, epochs=[20, 0])._repr_html_()
+    assert re.findall(r"<th(?:\s[^>]*)?>(.*?)</th>", html) == ["epoch 20", "epoch 0"]
+    assert "<caption>" not in html
+    with pytest.raises(KeyError):
+        SnapshotTable(snaps, epochs=[7])._repr_html_()
+
+
+def test_plot_history_draws_two_panels():
+    import matplotlib
+    matplotlib.use("Agg")
+    from npgan.plot import plot_history
+    from npgan.train import History
+
+    history = History(records=[(1 + i // 50, i + 1, 1.0, 2.0, 0.6, 0.4) for i in range(150)])
+    fig = plot_history(history, steps_per_epoch=50, window=10)
+    ax1, ax2 = fig.axes
+    assert len(ax1.lines) == 2 and len(ax2.lines) == 3  # two curves each, plus the 0.5 line
+    x, y = ax1.lines[0].get_data()
+    assert len(x) == 141 and np.allclose(y, 1.0) and x[-1] == pytest.approx(3.0)
+    import matplotlib.pyplot as plt
+    plt.close(fig)
