@@ -205,12 +205,6 @@ def test_mlp_init_scales():
     assert hidden.W.dtype == np.float32
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "layers.py bug: Dropout scales its input in place, and that input is the Tanh/Sigmoid "
-    "layer's stored output y, so their backward computes the local derivative from y·mask "
-    "(1 - (y·mask)² instead of 1 - y² for tanh); "
-    "mlp(..., hidden_activation='tanh' or 'sigmoid', dropout>0) gets wrong gradients "
-    "(ReLU/LeakyReLU, the GAN's activations, are unaffected: they only use the sign of y)"))
 @pytest.mark.parametrize("hidden", ["tanh", "sigmoid"])
 def test_mlp_tanh_or_sigmoid_with_dropout_gradients(gc, hidden):
     rng = np.random.default_rng(8)

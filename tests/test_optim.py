@@ -105,10 +105,6 @@ def test_optimizers_update_network_views_in_place():
         make_optimizer("rmsprop", net.flat_params, net.flat_grads, 0.1)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "optim.py bug: Adam.step computes k = (1 - β1^t) / (lr (1 - β1)), so lr = 0 divides by "
-    "zero (ZeroDivisionError); textbook Adam (and torch.optim.Adam) with lr = 0 leaves the "
-    "parameters unchanged"))
 def test_adam_with_zero_learning_rate_changes_nothing():
     opt, params, history = run(Adam, lr=0.0)
     np.testing.assert_array_equal(params, P0)

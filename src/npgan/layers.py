@@ -176,8 +176,9 @@ class Dropout(Layer):
         self.mask = self._buffer("mask", x.shape, x.dtype)
         np.greater_equal(draws, round(self.p * 65536), out=self.mask)
         self.mask *= x.dtype.type(1 / (1 - self.p))
-        x *= self.mask
-        return x
+        # Not in place: x may be the stored output y of a Tanh or Sigmoid
+        # layer, whose backward still needs it unscaled.
+        return np.multiply(x, self.mask, out=self._buffer("y", x.shape, x.dtype))
 
     def backward(self, grad, **_):
         if self.active:

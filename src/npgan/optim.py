@@ -61,6 +61,12 @@ class Adam:
 
     def step(self):
         self.t += 1
+        if self.lr == 0:  # the moments still move, the weights do not
+            self.M *= self.beta1
+            self.M += self.grads
+            self.V *= self.beta2
+            self.V += self.grads * self.grads
+            return
         b1, b2 = self.beta1, self.beta2
         # m̂ = M (1-β1)/(1-β1^t) and sqrt(v̂) = sqrt(V (1-β2)/(1-β2^t)), so
         # θ ← θ - η m̂/(sqrt(v̂) + ε) = θ - M / (sqrt(V·c) + ε·k) with

@@ -36,7 +36,8 @@ def png_bytes(grid, scale=1):
     if scale > 1:
         grid = np.kron(grid, np.ones((scale, scale), dtype=np.uint8))
     buf = io.BytesIO()
-    matplotlib.image.imsave(buf, grid, cmap="gray", vmin=0, vmax=255, format="png")
+    # as RGB bytes, so that every grey level is written exactly (a colormap may round)
+    matplotlib.image.imsave(buf, np.repeat(grid[:, :, None], 3, axis=2), format="png")
     return buf.getvalue()
 
 
