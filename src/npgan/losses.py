@@ -33,3 +33,24 @@ def bce_with_logits(logits, targets):
     loss = np.maximum(logits, 0) - targets * logits + np.log1p(np.exp(-np.abs(logits)))
     grad = (prob - targets) / logits.dtype.type(n)
     return float(loss.sum(dtype=np.float64) / n), grad, prob
+
+
+def softmax_cross_entropy(logits, labels):
+    """Mean cross-entropy of softmax(logits) against integer class labels.
+
+    logits: (N, K); labels: (N,) ints in 0…K-1. With the log-sum-exp written
+    around the row maximum m, log softmax(z)_k = z_k - m - log Σ_j e^(z_j - m)
+    never overflows. The gradient of the mean loss is (softmax(z) - onehot(y)) / N.
+    Returns (loss, dloss/dlogits).
+    """
+    n = logits.shape[0]
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    total = exp.sum(axis=1, keepdims=True)
+    rows = np.arange(n)
+    loss = np.log(total[:, 0]) - shifted[rows, labels]
+    grad = exp
+    grad /= total
+    grad[rows, labels] -= 1
+    grad /= logits.dtype.type(n)
+    return float(loss.sum(dtype=np.float64) / n), grad
