@@ -129,6 +129,44 @@ def cmd_sample(args):
     print(f"wrote {args.n} samples, uint8 (N, 28, 28), to {out}")
 
 
+def cmd_evaluate(args):
+    import json
+
+    from . import metrics
+
+    try:
+        model, _ = checkpoint.load(args.checkpoint)
+    except checkpoint.CheckpointError as err:
+        raise UsageError(str(err)) from None
+    out = None
+    if args.json is not None:  # checked before the minutes of work, not after
+        out = Path(args.json)
+        if out.is_dir():
+            raise UsageError(f"cannot write {out}: it is a folder; give a file name such as {out / 'eval.json'}")
+        if not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
+            raise UsageError(f"cannot write {out}: folder {out.parent} does not exist or is not writable")
+    try:
+        result = {"checkpoint": str(args.checkpoint),
+                  **metrics.evaluate(model, parzen=args.parzen, seed=args.seed)}
+    except ValueError as err:  # e.g. a diverged generator's NaN images
+        raise UsageError(f"{args.checkpoint}: {err}") from None
+    text = json.dumps(result, indent=2, ensure_ascii=False)
+    if out is not None:
+        try:
+            fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name + ".", suffix=".part")
+        except OSError as err:
+            raise UsageError(f"cannot write {out}: {err.strerror or err}") from None
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text + "\n")
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, out)
+        except OSError as err:
+            os.unlink(tmp)
+            raise UsageError(f"cannot write {out}: {err.strerror or err}") from None
+    print(text)
+
+
 def make_parser():
     parser = Parser(prog="python -m npgan", description="A small NumPy GAN/CGAN for MNIST (第21章).")
     parser.add_argument("--data-dir", default=None,
@@ -159,6 +197,15 @@ def make_parser():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output .npy: uint8 (N, 28, 28), 0–255")
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("evaluate", help="score a checkpoint: digit shares, Fréchet distance, "
+                       "label accuracy (CGAN), Parzen log-likelihood")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--parzen", action="store_true",
+                   help="also the Parzen-window log-likelihood of the test set (about a minute more)")
+    p.add_argument("--json", default=None, metavar="OUT", help="also write the JSON object to OUT")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise of the 10,000 samples")
+    p.set_defaults(func=cmd_evaluate)
     return parser
 
 
