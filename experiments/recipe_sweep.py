@@ -39,14 +39,10 @@ def main():
     images, labels = npgan.load_mnist("train")
     model = npgan.build(config, seed=args.seed)
 
-    def keep(epoch, history):
-        if epoch % args.every == 0 or epoch == args.epochs:
-            checkpoint.save(model, out / f"epoch_{epoch:03d}.npz", epoch=epoch, seed=args.seed)
-            history.to_csv(out / "history.csv")
-            (out / "seconds.txt").write_text(f"{history.seconds:.1f}\n")
-
-    npgan.train(model, images, labels if model.conditional else None, epochs=args.epochs,
-                seed=args.seed, progress=False, on_epoch_end=keep)
+    history = npgan.train(model, images, labels if model.conditional else None, epochs=args.epochs,
+                          seed=args.seed, progress=False,
+                          on_epoch_end=checkpoint.epoch_saver(model, out, args.epochs, args.every, args.seed))
+    (out / "seconds.txt").write_text(f"{history.seconds:.1f}\n")
 
 
 if __name__ == "__main__":

@@ -133,3 +133,16 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.npz"]  # and no *.part remains
     monkeypatch.undo()
     assert zipfile.is_zipfile(path) and checkpoint.load(path)[1]["epoch"] == 1
+
+
+def test_epoch_saver_keeps_every_nth_and_the_last_epoch(tmp_path):
+    from npgan.checkpoint import epoch_saver, load as load_checkpoint
+    model = npgan.GAN(npgan.GANConfig(batch_size=32), seed=3)
+    images = np.random.default_rng(0).uniform(-1, 1, (64, 784)).astype(np.float32)
+    npgan.train(model, images, epochs=5, progress=False,
+                on_epoch_end=epoch_saver(model, tmp_path / "run", epochs=5, every=2, seed=3))
+    names = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert names == ["epoch_002.npz", "epoch_004.npz", "epoch_005.npz", "history.csv"]
+    last, meta = load_checkpoint(tmp_path / "run" / "epoch_005.npz")
+    assert meta["epoch"] == 5 and meta["seed"] == 3
+    np.testing.assert_array_equal(last.G.flat_params, model.G.flat_params)

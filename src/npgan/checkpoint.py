@@ -70,3 +70,26 @@ def load(path):
         raise CheckpointError(f"{path}: not a valid npgan checkpoint ({err}); "
                               "train again to write a new one") from None
     return model, meta
+
+
+def run_dir(name):
+    """Where the book's runs keep their checkpoints: $NPGAN_DATA/runs/<name>
+    (the notebooks of 21.1 and 21.2 write there, 21.4 evaluates what they wrote)."""
+    from .data import data_dir
+
+    return data_dir() / "runs" / name
+
+
+def epoch_saver(model, folder, epochs, every=10, seed=None):
+    """An ``on_epoch_end`` callback for ``train`` that keeps a checkpoint
+    ``epoch_NNN.npz`` every ``every`` epochs and after the last of ``epochs``,
+    and the history so far as ``history.csv``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def keep(epoch, history):
+        if epoch % every == 0 or epoch == epochs:
+            save(model, folder / f"epoch_{epoch:03d}.npz", epoch=epoch, seed=seed)
+            history.to_csv(folder / "history.csv")
+
+    return keep
