@@ -137,6 +137,7 @@ def test_save_is_atomic(tmp_path, monkeypatch):
 
 def test_epoch_saver_keeps_every_nth_and_the_last_epoch(tmp_path):
     from npgan.checkpoint import epoch_saver, load as load_checkpoint
+    import npgan
     model = npgan.GAN(npgan.GANConfig(batch_size=32), seed=3)
     images = np.random.default_rng(0).uniform(-1, 1, (64, 784)).astype(np.float32)
     npgan.train(model, images, epochs=5, progress=False,
