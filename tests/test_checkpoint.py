@@ -147,3 +147,21 @@ def test_epoch_saver_keeps_every_nth_and_the_last_epoch(tmp_path):
     last, meta = load_checkpoint(tmp_path / "run" / "epoch_005.npz")
     assert meta["epoch"] == 5 and meta["seed"] == 3
     np.testing.assert_array_equal(last.G.flat_params, model.G.flat_params)
+
+
+def test_book_checkpoints_trains_once_then_reuses(tmp_path, monkeypatch):
+    from npgan import book_config, data
+    from npgan.checkpoint import book_checkpoints, load as load_checkpoint
+    cached = data.data_dir() / "mnist"
+    monkeypatch.setenv("NPGAN_DATA", str(tmp_path))  # the runs go to tmp_path/runs
+    (tmp_path / "mnist").mkdir()
+    for name in data.MNIST_SHA256:  # the real MNIST cache, linked rather than copied
+        (tmp_path / "mnist" / name).symlink_to(cached / name)
+    first = book_checkpoints("gan", 2, subset=128, every=1, progress=False)
+    assert sorted(first) == [1, 2]
+    assert first[2].parent == tmp_path / "runs" / "book-gan-subset128"
+    stamp = first[2].stat().st_mtime_ns
+    again = book_checkpoints("gan", 2, subset=128, every=1, progress=False)
+    assert again == first and first[2].stat().st_mtime_ns == stamp  # reused, not retrained
+    model, meta = load_checkpoint(first[2])
+    assert meta["epoch"] == 2 and model.config == book_config("gan")

@@ -93,3 +93,37 @@ def epoch_saver(model, folder, epochs, every=10, seed=None):
             history.to_csv(folder / "history.csv")
 
     return keep
+
+
+def book_checkpoints(model_name, epochs, subset=None, every=10, seed=0, run_name=None,
+                     progress=True):
+    """{epoch: path} of the checkpoints of the book's run of "gan" or "cgan".
+
+    The notebooks of 21.1 and 21.2 leave these behind in ``run_dir(run_name)``
+    (default name: "book-<model>", or "book-<model>-subset<N>" for a quick run on
+    the first N images). If the
+    last one is missing, or was trained with another recipe, the run is
+    trained here, with the same settings, so that 21.4 can always evaluate it.
+    """
+    from .data import load_mnist
+    from .gan import book_config
+    from .train import train
+
+    config = book_config(model_name)
+    folder = run_dir(run_name or f"book-{model_name}" + (f"-subset{subset}" if subset else ""))
+    last = folder / f"epoch_{epochs:03d}.npz"
+    current = False
+    if last.exists():
+        try:
+            model, meta = load(last)
+            current = model.config == config and meta.get("seed") == seed
+        except CheckpointError:
+            pass
+    if not current:
+        for old in folder.glob("epoch_*.npz"):
+            old.unlink()
+        images, labels = load_mnist("train", subset=subset)
+        model = build(config, seed=seed)
+        train(model, images, labels if model.conditional else None, epochs=epochs, seed=seed,
+              progress=progress, on_epoch_end=epoch_saver(model, folder, epochs, every, seed))
+    return {int(p.stem.split("_")[1]): p for p in sorted(folder.glob("epoch_*.npz"))}
