@@ -5,7 +5,7 @@ from .gan import BOOK_EPOCHS, CGAN, GAN, GANConfig, book_config, build, one_hot
 from .layers import Dropout, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh, mlp
 from .losses import bce_with_logits, sigmoid
 from .optim import SGD, Adam
-from .plot import SnapshotTable, image_grid, plot_history
-from .train import History, TrainingDiverged, train
+from .plot import SnapshotTable, image_grid, plot_history, show_grid
+from .train import History, TrainingDiverged, notebook_progress, train
 
 __version__ = "0.1.0"

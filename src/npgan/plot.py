@@ -30,15 +30,21 @@ def image_grid(images, n_cols=10, pad=2, pad_value=255):
 
 
 def png_bytes(grid, scale=1):
-    """A uint8 grey image → PNG bytes (white digits on black, like MNIST)."""
-    import matplotlib.image
+    """A uint8 grey image → PNG bytes: 8-bit greyscale, every level exact."""
+    from PIL import Image  # Pillow comes with matplotlib
 
     if scale > 1:
         grid = np.kron(grid, np.ones((scale, scale), dtype=np.uint8))
     buf = io.BytesIO()
-    # as RGB bytes, so that every grey level is written exactly (a colormap may round)
-    matplotlib.image.imsave(buf, np.repeat(grid[:, :, None], 3, axis=2), format="png")
+    Image.fromarray(np.ascontiguousarray(grid, dtype=np.uint8), mode="L").save(buf, format="png")
     return buf.getvalue()
+
+
+def show_grid(grid, scale=2):
+    """Show a uint8 grid (from ``image_grid``) in Jupyter, ``scale`` times larger."""
+    from IPython.display import Image, display
+
+    display(Image(data=png_bytes(grid, scale=scale)))
 
 
 def save_png(grid, path):

@@ -86,10 +86,13 @@ def train(model, images, labels=None, epochs=1, seed=0, snapshot_epochs=(), prog
     ``np.random.default_rng(seed)``; the last incomplete batch is dropped.
     Snapshots are taken before training (epoch 0), at ``snapshot_epochs`` and
     after the last epoch. ``on_epoch_end(epoch, history)`` runs after each
-    epoch (e.g. to save a checkpoint). Returns a ``History``.
+    epoch (e.g. to save a checkpoint); a list of such callbacks runs in order.
+    Returns a ``History``.
     """
     import time
 
+    callbacks = list(on_epoch_end) if isinstance(on_epoch_end, (list, tuple)) else \
+        [on_epoch_end] if on_epoch_end is not None else []
     if model.conditional and labels is None:
         raise ValueError("a CGAN is trained on images AND their labels: pass labels=")
     images = np.asarray(images, dtype=model.dtype)
@@ -126,6 +129,29 @@ def train(model, images, labels=None, epochs=1, seed=0, snapshot_epochs=(), prog
         check_finite(model, iteration, losses, weights=True)
         if epoch in wanted:
             history.snapshots[epoch] = snapshot(model, z_fixed, labels_fixed)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, history)
+        for callback in callbacks:
+            callback(epoch, history)
     return history
+
+
+def notebook_progress(epochs, steps_per_epoch):
+    """An ``on_epoch_end`` callback for Jupyter: one line of text, rewritten
+    after every epoch, with a progress bar and the epoch's mean D loss, G loss,
+    D(x) and D(G(z)). (tqdm's widget bar would store its state in the saved
+    notebook and load scripts from the internet in the built book.)"""
+    import time
+
+    from IPython.display import Pretty, display
+
+    status = display(Pretty("训练开始……"), display_id=True)
+    start = time.perf_counter()
+
+    def report(epoch, history):
+        d_loss, g_loss, d_real, d_fake = np.mean(
+            [row[2:] for row in history.records[-steps_per_epoch:]], axis=0)
+        bar = tqdm.format_meter(epoch, epochs, time.perf_counter() - start, ncols=64,
+                                prefix="训练", unit="epoch")
+        status.update(Pretty(f"{bar}\n这个 epoch 的平均：D 的损失 {d_loss:.3f}，G 的损失 {g_loss:.3f}，"
+                             f"D(x) {d_real:.2f}，D(G(z)) {d_fake:.2f}"))
+
+    return report
