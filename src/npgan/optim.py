@@ -5,14 +5,7 @@ vector θ and all gradients in one vector g, so each update below is a few
 whole-vector NumPy operations, with no Python loop over layers.
 """
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
-
-# NumPy releases the GIL inside element-wise loops, so a second thread can
-# update the other half of a large parameter vector at the same time.
-_HELPER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="npgan-optim")
-PARALLEL_MIN_SIZE = 1 << 17  # below this, one thread is faster
 
 
 class SGD:
@@ -60,41 +53,26 @@ class Adam:
         self.scratch = np.empty_like(params)
 
     def step(self):
+        """Ten whole-vector passes, no allocation. (Splitting the vector over
+        two threads or into cache-sized chunks measured no faster here.)"""
         self.t += 1
-        if self.lr == 0:  # the moments still move, the weights do not
-            self.M *= self.beta1
-            self.M += self.grads
-            self.V *= self.beta2
-            self.V += self.grads * self.grads
+        b1, b2, g, s = self.beta1, self.beta2, self.grads, self.scratch
+        self.M *= b1
+        self.M += g                      # M = m / (1-β1)
+        np.multiply(g, g, out=s)
+        self.V *= b2
+        self.V += s                      # V = v / (1-β2)
+        if self.lr == 0:                 # the moments move, the weights do not
             return
-        b1, b2 = self.beta1, self.beta2
         # m̂ = M (1-β1)/(1-β1^t) and sqrt(v̂) = sqrt(V (1-β2)/(1-β2^t)), so
         # θ ← θ - η m̂/(sqrt(v̂) + ε) = θ - M / (sqrt(V·c) + ε·k) with
         k = (1 - b1**self.t) / (self.lr * (1 - b1))
         c = k * k * (1 - b2) / (1 - b2**self.t)
-        n = self.params.size
-        if n < PARALLEL_MIN_SIZE:
-            self._update(slice(0, n), c, self.eps * k)
-            return
-        half = n // 2
-        other = _HELPER.submit(self._update, slice(half, n), c, self.eps * k)
-        self._update(slice(0, half), c, self.eps * k)
-        other.result()
-
-    def _update(self, part, c, eps_k):
-        """The update on params[part]: ten whole-vector passes, no allocation."""
-        M, V, g, s, p = (a[part] for a in (self.M, self.V, self.grads, self.scratch, self.params))
-        b1, b2 = self.beta1, self.beta2
-        M *= b1
-        M += g                      # M = m / (1-β1)
-        np.multiply(g, g, out=s)
-        V *= b2
-        V += s                      # V = v / (1-β2)
-        np.multiply(V, c, out=s)
+        np.multiply(self.V, c, out=s)
         np.sqrt(s, out=s)
-        s += eps_k
-        np.divide(M, s, out=s)
-        p -= s
+        s += self.eps * k
+        np.divide(self.M, s, out=s)
+        self.params -= s
 
     @property
     def m(self):
