@@ -9,9 +9,11 @@ export NPGAN_DATA ?= $(HOME)/.cache/npgan
 export MPLBACKEND := Agg
 APT_PACKAGES := chromium fonts-noto-cjk dataset-fashion-mnist
 MATHJAX := _static_offline/mathjax
-JB_FLAGS := -W -n --keep-going
+# --all re-reads every page (notebooks still come from the execution cache): without it a
+# second build writes only changed pages and silently drops the warnings of the others.
+JB_FLAGS := -W -n --keep-going --all
 
-.PHONY: all book test test-unit test-notebooks test-browser bench lab data figures clean help
+.PHONY: all book test test-unit test-notebooks test-browser bench lab data figures gan-zoo-counts clean help
 
 help:
 	@echo "make book   build the HTML book in _build/html (trains both models: about 20 min)"
@@ -51,8 +53,14 @@ $(MATHJAX)/tex-mml-chtml.js:
 	cp -r .mathjax-tmp/package/es5/{tex-mml-chtml.js,input,output,ui,a11y,adaptors} $(MATHJAX)/
 	rm -rf .mathjax-tmp
 
+# The chapter's own figures → images/out/ (git-ignored); unchanged files are left alone.
 figures: $(STAMPS)/venv $(STAMPS)/apt
 	$(PY) images/make_figures.py
+
+# Re-derive images/gan_zoo_monthly.csv from the-gan-zoo list in ../shared/data/gan-zoo.tsv
+# (the committed CSV is all the book needs; the list itself is never committed).
+gan-zoo-counts: $(STAMPS)/venv
+	$(PY) images/make_figures.py --from-tsv --only gan_zoo_cumulative
 
 # ---------------------------------------------------------------- the book
 book: $(STAMPS)/venv $(STAMPS)/apt data $(MATHJAX)/tex-mml-chtml.js figures
@@ -68,8 +76,11 @@ test-unit: $(STAMPS)/venv $(STAMPS)/torch $(STAMPS)/apt data
 test-notebooks: $(STAMPS)/venv $(STAMPS)/apt data
 	NPGAN_QUICK=1 $(PY) -m pytest -q --nbval-lax -p no:cacheprovider notebooks
 
+# Quick-mode build in _build_quick (own execution cache), then every page in headless
+# chromium: no 404, nothing from another host, math typeset, images shown, search works.
+# Screenshots: _build_quick/screenshots/. Extra options: make test-browser BROWSER_ARGS=--no-build
 test-browser: $(STAMPS)/venv $(STAMPS)/apt data $(MATHJAX)/tex-mml-chtml.js figures
-	$(PY) tests/browser/check_book.py
+	$(PY) tests/browser/check_book.py $(BROWSER_ARGS)
 
 bench: $(STAMPS)/venv $(STAMPS)/torch data
 	$(PY) benchmarks/bench_train.py
@@ -79,4 +90,4 @@ lab: $(STAMPS)/venv data
 	$(VENV)/bin/jupyter lab notebooks
 
 clean:
-	rm -rf _build _build_quick .pytest_cache $(MATHJAX)
+	rm -rf _build _build_quick .pytest_cache $(MATHJAX) images/out
