@@ -198,12 +198,21 @@ def build(config, seed=0):
     return (CGAN if config.n_classes else GAN)(config, seed)
 
 
-# The book's recipe (chosen with the measurements of 21.4): epochs per model.
+# The book's recipe, chosen with the measurements of 21.4: epochs per model.
 BOOK_EPOCHS = {"gan": 60, "cgan": 60}
 
 
 def book_config(model="gan"):
-    """The book's default config for "gan" or "cgan"."""
+    """The book's default config for "gan" or "cgan".
+
+    Both: LeakyReLU(0.2), one-sided label smoothing 0.9, Adam 2e-4 with β1 0.5,
+    batch 64. The plain GAN also has dropout 0.3 in D: without it, G collapses
+    onto a few digits. The CGAN has none: its label already keeps every digit
+    in play, and dropout made D too lenient about "is this the digit I asked
+    for?" (label accuracy 0.94 after 30 epochs with it, 0.96 after 20 without).
+    """
     if model not in BOOK_EPOCHS:
         raise ValueError(f"model must be 'gan' or 'cgan', got {model!r}")
-    return GANConfig(n_classes=10 if model == "cgan" else 0)
+    if model == "cgan":
+        return GANConfig(n_classes=10, d_dropout=0.0)
+    return GANConfig()
