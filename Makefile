@@ -44,7 +44,7 @@ $(STAMPS)/apt:
 	mkdir -p $(STAMPS) && touch $@
 
 data: $(STAMPS)/venv
-	$(PY) -m npgan fetch-data
+	$(PY) -m npgan fetch-data --evaluator
 
 # MathJax served from the build itself, so the book reads offline (not committed).
 $(MATHJAX)/tex-mml-chtml.js:

@@ -48,6 +48,11 @@ def _writable_dir(path):
 def cmd_fetch(args):
     folder = data.fetch_mnist(args.data_dir)
     print(f"MNIST is ready in {folder}")
+    if args.evaluator:
+        from .metrics import evaluator_path, load_evaluator
+
+        load_evaluator()
+        print(f"the evaluator is ready in {evaluator_path()}")
 
 
 def cmd_train(args):
@@ -174,6 +179,8 @@ def make_parser():
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     p = sub.add_parser("fetch-data", help="download and verify MNIST into the cache")
+    p.add_argument("--evaluator", action="store_true",
+                   help="also train and cache the MNIST classifier that `evaluate` uses (once, a few minutes)")
     p.set_defaults(func=cmd_fetch)
 
     p = sub.add_parser("train", help="train a GAN or CGAN on MNIST with the book's settings")
