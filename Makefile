@@ -6,7 +6,6 @@ PY      := $(VENV)/bin/python
 PIP     := $(VENV)/bin/pip
 STAMPS  := $(VENV)/.stamps
 export NPGAN_DATA ?= $(HOME)/.cache/npgan
-export MPLBACKEND := Agg
 APT_PACKAGES := chromium fonts-noto-cjk dataset-fashion-mnist
 MATHJAX := _static_offline/mathjax
 # --all re-reads every page (notebooks still come from the execution cache): without it a

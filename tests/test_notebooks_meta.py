@@ -18,13 +18,28 @@ import pytest
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 # notebook → the glue keys the chapters use (agreed names; see the book pages)
-GLUE_KEYS = {
-    "21.1-gan-mnist.ipynb": {"gan_table", "gan_curves", "gan_shares", "gan_epochs",
-                             "gan_seconds", "gan_max_share"},
-    "21.2-cgan-mnist.ipynb": {"cgan_table", "cgan_curves", "cgan_interp", "cgan_epochs",
-                              "cgan_seconds"},
-    "21.1a-minimax-1d.ipynb": {"minimax_1d", "minimax_grads"},
-}
+def chapter_glue_keys():
+    """{notebook name: keys} that the chapters take from the notebooks, read
+    from book/*.md: ```{glue} KEY + :doc: lines, and {glue:text} roles."""
+    wanted = {}
+    for chapter in sorted((Path(__file__).resolve().parents[1] / "book").glob("*.md")):
+        text = chapter.read_text(encoding="utf-8")
+        pairs = re.findall(r"```\{glue\}\s+(\w+)\s*\n:doc:\s*\.\./notebooks/([\w.-]+\.ipynb)", text)
+        pairs += [(k, nb) for nb, k in
+                  re.findall(r"\{glue:\w+\}`\.\./notebooks/([\w.-]+\.ipynb)::(\w+)", text)]
+        for key, notebook in pairs:
+            wanted.setdefault(notebook, set()).add(key)
+    return wanted
+
+
+GLUE_KEYS = chapter_glue_keys()
+
+
+def test_the_chapters_use_every_notebook():
+    assert set(GLUE_KEYS) == {"21.1-gan-mnist.ipynb", "21.2-cgan-mnist.ipynb",
+                              "21.1a-minimax-1d.ipynb", "21.4-evaluation.ipynb"}
+
+
 # the MNIST notebooks: model name in npgan.BOOK_EPOCHS
 MNIST = {"21.1-gan-mnist.ipynb": "gan", "21.2-cgan-mnist.ipynb": "cgan"}
 MAX_BYTES = 200_000
@@ -61,7 +76,10 @@ def is_checked(cell):
 def test_glue_keys_are_produced(name):
     found = set()
     for cell in code_cells(load(name)):
-        found |= set(re.findall(r"""\bglue\(\s*["']([A-Za-z0-9_]+)["']""", source(cell)))
+        text = source(cell)
+        found |= set(re.findall(r"""\bglue\(\s*["']([A-Za-z0-9_]+)["']""", text))
+        if re.search(r"\bglue\(\s*key\b", text):  # for key, value in {...}.items(): glue(key, ...)
+            found |= set(re.findall(r"""["']([A-Za-z0-9_]+)["']\s*:""", text))
     missing = GLUE_KEYS[name] - found
     assert not missing, f"{name} does not glue {sorted(missing)} (the chapters use these keys)"
 

@@ -352,6 +352,9 @@ def check_page(rel, html_root, base, browser, shots, log, fetched, file_check):
         if raw:
             around = text[max(0, raw.start() - 30):raw.end() + 30].replace("\n", " ")
             problems.append(f"raw TeX left in the text: …{around}…")
+        figure_as_text = re.search(r"<Figure size [^>]*>", text)
+        if figure_as_text:  # a figure the kernel could not render (e.g. MPLBACKEND=Agg)
+            problems.append(f"a figure shown as text instead of an image: {figure_as_text.group(0)}")
         notes.append(f"math {result['mjx']}/{n_math}, images {len(result['imgs'])}, "
                      f"resources {len(parser.urls)}")
 
@@ -388,7 +391,8 @@ def build(out_dir):
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb) if jb.exists() else "jupyter-book", "build", ".", "--path-output",
            str(out_dir), "-W", "-n", "--keep-going", "--all"]
-    env = dict(os.environ, NPGAN_QUICK="1", MPLBACKEND="Agg")
+    env = dict(os.environ, NPGAN_QUICK="1")
+    env.pop("MPLBACKEND", None)  # Agg in a kernel turns every glued figure into "<Figure size ...>" text
     print(f"$ NPGAN_QUICK=1 {' '.join(cmd)}", flush=True)
     start = time.time()
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
