@@ -187,6 +187,9 @@ def make_contenders(images, labels):
 
 # ---------------------------------------------------------------- timing
 
+SETTLE_SECONDS = 0.3
+
+
 def time_round_robin(contenders, repeats, steps, budget, warmup=3):
     """Seconds per step: {key: [one figure per round]}.
 
@@ -204,6 +207,10 @@ def time_round_robin(contenders, repeats, steps, budget, warmup=3):
         shift = r % len(contenders)
         for c in contenders[shift:] + contenders[:shift]:
             n = max(2, round(steps * BATCH / c.batch_size))
+            # Let the previous contender's worker threads stop spinning first
+            # (OpenBLAS and PyTorch's OpenMP threads busy-wait after a call, and
+            # would otherwise take a core from whoever is timed next).
+            time.sleep(SETTLE_SECONDS)
             c.step()
             t0 = time.perf_counter()
             for _ in range(n):
