@@ -63,9 +63,10 @@ class SnapshotTable:
     """An HTML table of sample grids, one column per epoch, headed "epoch N".
 
     Shows itself in Jupyter (``_repr_html_``) and in the built book; the
-    images are embedded as PNG data, so the table needs no other file."""
+    images are embedded as PNG data, so the table needs no other file. At the
+    default width, four epochs fit the book's text column."""
 
-    def __init__(self, snapshots, epochs=None, caption=None, width=220):
+    def __init__(self, snapshots, epochs=None, caption=None, width=165):
         self.snapshots = snapshots
         self.epochs = sorted(snapshots) if epochs is None else list(epochs)
         self.caption = caption
