@@ -140,7 +140,7 @@ class GAN:
         return 0.5 * (1 + np.tanh(0.5 * logits[:, 0]))
 
     def train_step(self, x_real, labels=None):
-        """One mini-batch: first D, then G (chapter 21.1, 图21-backward).
+        """One mini-batch: first D, then G (chapter 21.1, 图21-6).
 
         x_real: (B, 784) in [-1, 1]; labels: (B,) digits, for a CGAN.
         Returns (D loss, G loss, mean D(x), mean D(G(z))).
@@ -163,7 +163,7 @@ class GAN:
         d_in[B:, :IMAGE_SIZE] = self.G.forward(g_in)
 
         # --- D step: real labelled 1 (or real_label), fake labelled 0, one batch of 2B.
-        # Loss = -[mean log D(x) + mean log(1 - D(G(z)))] / 2   (eq. 21-dloss)
+        # Loss = -[mean log D(x) + mean log(1 - D(G(z)))] / 2   (eq-dloss in 21.1)
         targets = self._buffer("d_targets", (2 * B, 1))
         targets[:B] = self.config.real_label
         targets[B:] = 0
@@ -173,7 +173,7 @@ class GAN:
         self.opt_d.step()
 
         # --- G step: the same fakes through the UPDATED D, labelled 1:
-        # loss = -mean log D(G(z))   (the non-saturating loss, eq. 21-gloss)
+        # loss = -mean log D(G(z))   (the non-saturating loss, eq-gloss in 21.1)
         ones = self._buffer("g_targets", (B, 1))
         ones[:] = 1
         loss_g, grad, _ = bce_with_logits(self.D.forward(d_in[B:]), ones)

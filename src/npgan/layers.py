@@ -36,7 +36,7 @@ class Layer:
 class Linear(Layer):
     """y = x W + b, with x of shape (B, n_in), W (n_in, n_out), b (n_out,).
 
-    Backward (eq. 21-linear in 21.1):
+    Backward (eq-linear in 21.1):
         dL/dW = x^T g,   dL/db = sum_rows(g),   dL/dx = g W^T
     where g = dL/dy. ``init`` is "he" (normal, std = gain·sqrt(1/n_in), for a
     ReLU-family layer after this one) or "xavier" (normal,

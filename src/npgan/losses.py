@@ -1,4 +1,4 @@
-"""Binary cross-entropy, computed from logits (chapter 21.1, eq. 21-bce).
+"""Binary cross-entropy, computed from logits (chapter 21.1, eq-bce).
 
 With a = sigmoid(z) the chapter's loss for one sample is
 
