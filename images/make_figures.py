@@ -15,9 +15,7 @@ import argparse
 import csv
 import datetime
 import io
-import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -33,10 +31,11 @@ sys.path.insert(0, str(HERE))
 import gan_diagrams  # noqa: E402
 
 try:
-    from npgan.plot import use_chinese_font
+    import npgan  # noqa: F401
 except ImportError:  # the package is not installed: run from the repository's src/
     sys.path.insert(0, str(REPO / "src"))
-    from npgan.plot import use_chinese_font
+from npgan.files import atomic_write  # noqa: E402
+from npgan.plot import use_chinese_font  # noqa: E402
 
 CSV_PATH = HERE / "gan_zoo_monthly.csv"
 OUT_DIR = HERE / "out"
@@ -65,15 +64,8 @@ def write_atomic(path, data):
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_file() and path.read_bytes() == data:
         return False
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:
+        f.write(data)
     return True
 
 
@@ -243,7 +235,6 @@ def fig_gan_zoo_cumulative(csv_path=CSV_PATH):
 
 def fig_gradient_saturation():
     s = np.linspace(-7, 4, 500)
-    d = 1 / (1 + np.exp(-s))
     saturating = -np.logaddexp(0, s)          # log(1 − σ(s)) = −softplus(s)
     non_saturating = np.logaddexp(0, -s)      # −log σ(s) = softplus(−s)
     c_sat, c_ns = "#cb181d", "#2171b5"

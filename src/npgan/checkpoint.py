@@ -2,13 +2,12 @@
 config as JSON. Loaded with allow_pickle=False, written atomically."""
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from .files import atomic_write
 from .gan import GANConfig, build
 
 FORMAT = "npgan-checkpoint-1"
@@ -28,14 +27,8 @@ def save(model, path, epoch=None, seed=None):
     for net, opt in (("G", model.opt_g), ("D", model.opt_d)):
         for key, value in opt.state().items():
             arrays[f"opt_{net}_{key}"] = value
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
     return path
 
 

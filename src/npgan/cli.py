@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint, data
+from .files import atomic_write
 from .gan import BOOK_EPOCHS, book_config
 from .plot import save_png, to_uint8
 
@@ -121,15 +122,9 @@ def cmd_sample(args):
         labels = np.full(args.n, args.label) if args.label is not None else np.arange(args.n) % 10
     images = to_uint8(model.generate(model.sample_noise(args.n, rng), labels)).reshape(-1, 28, 28)
     try:
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name + ".", suffix=".part")
-    except OSError as err:
-        raise UsageError(f"cannot write {out}: {err.strerror or err}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_write(out) as f:
             np.save(f, images)
-        os.replace(tmp, out)
     except OSError as err:
-        os.unlink(tmp)
         raise UsageError(f"cannot write {out}: {err.strerror or err}") from None
     print(f"wrote {args.n} samples, uint8 (N, 28, 28), to {out}")
 
@@ -158,16 +153,9 @@ def cmd_evaluate(args):
     text = json.dumps(result, indent=2, ensure_ascii=False)
     if out is not None:
         try:
-            fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name + ".", suffix=".part")
-        except OSError as err:
-            raise UsageError(f"cannot write {out}: {err.strerror or err}") from None
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
+            with atomic_write(out, "w", encoding="utf-8") as f:
                 f.write(text + "\n")
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, out)
         except OSError as err:
-            os.unlink(tmp)
             raise UsageError(f"cannot write {out}: {err.strerror or err}") from None
     print(text)
 

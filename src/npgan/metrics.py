@@ -28,9 +28,7 @@ Pure NumPy: no SciPy, no PyTorch.
 """
 
 import json
-import os
 import sys
-import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -38,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from . import data
+from .files import atomic_write
 from .layers import Dropout, Linear, ReLU, Sequential
 from .losses import softmax_cross_entropy
 from .optim import Adam
@@ -123,15 +122,8 @@ class Evaluator:
         arrays = {"meta": np.frombuffer(json.dumps(self.meta).encode(), dtype=np.uint8)}
         for i, (W, b) in enumerate(self.weights, 1):
             arrays[f"W{i}"], arrays[f"b{i}"] = W, b
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        with atomic_write(path) as f:
+            np.savez(f, **arrays)
         return path
 
     @classmethod

@@ -48,15 +48,11 @@ def show_grid(grid, scale=2):
 
 
 def save_png(grid, path):
-    from pathlib import Path
-    import os
-    import tempfile
+    """Write a uint8 grid as a PNG file, atomically."""
+    from .files import atomic_write
 
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
-    with os.fdopen(fd, "wb") as f:
+    with atomic_write(path) as f:
         f.write(png_bytes(grid))
-    os.replace(tmp, path)
 
 
 class SnapshotTable:

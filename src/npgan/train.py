@@ -2,14 +2,12 @@
 per-iteration history, snapshots from a fixed noise batch, checkpoints."""
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from .files import atomic_write
 from .plot import image_grid
 
 HISTORY_COLUMNS = ("epoch", "iteration", "d_loss", "g_loss", "d_real", "d_fake")
@@ -32,17 +30,10 @@ class History:
 
     def to_csv(self, path):
         """Write the records as CSV, through a temporary file and a rename (atomic)."""
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(",".join(HISTORY_COLUMNS) + "\n")
-                for row in self.records:
-                    f.write(f"{row[0]},{row[1]},{row[2]:.6g},{row[3]:.6g},{row[4]:.6g},{row[5]:.6g}\n")
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        with atomic_write(path, "w", encoding="utf-8") as f:
+            f.write(",".join(HISTORY_COLUMNS) + "\n")
+            for row in self.records:
+                f.write(f"{row[0]},{row[1]},{row[2]:.6g},{row[3]:.6g},{row[4]:.6g},{row[5]:.6g}\n")
 
 
 def fixed_inputs(model, n_per_row=10, seed=1234):
