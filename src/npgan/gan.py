@@ -12,11 +12,11 @@ compute the same thing.
 """
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from .layers import mlp
+from .layers import WorkBuffers, mlp
 from .losses import bce_with_logits
 from .optim import make_optimizer
 
@@ -69,7 +69,7 @@ def one_hot(labels, n_classes=10, dtype=np.float32):
     return out
 
 
-class GAN:
+class GAN(WorkBuffers):
     """A generator G and a discriminator D, trained against each other."""
 
     def __init__(self, config=None, seed=0):
@@ -89,17 +89,11 @@ class GAN:
                                     c.lr_d, c.beta1, c.beta2, c.momentum)
         self.opt_g = make_optimizer(c.optimizer, self.G.flat_params, self.G.flat_grads,
                                     c.lr_g, c.beta1, c.beta2, c.momentum)
-        self._buffers = {}
+        super().__init__()  # work buffers of train_step
 
     @property
     def conditional(self):
         return self.config.n_classes > 0
-
-    def _buffer(self, name, shape):
-        buf = self._buffers.get((name, shape))
-        if buf is None:
-            buf = self._buffers[(name, shape)] = np.zeros(shape, dtype=self.dtype)
-        return buf
 
     def sample_noise(self, n, rng=None, out=None):
         """z: n rows of latent_dim numbers, N(0, 1) or U(-1, 1) by config.noise."""
@@ -147,11 +141,11 @@ class GAN:
         """
         B, k = x_real.shape[0], self.config.n_classes
         # --- fakes: x̃ = G(z) or G(z|c), with random labels c for a CGAN
-        g_in = self._buffer("g_in", (B, self.config.latent_dim + k))
-        z = self._buffer("z", (B, self.config.latent_dim))
+        g_in = self._buffer("g_in", (B, self.config.latent_dim + k), self.dtype)
+        z = self._buffer("z", (B, self.config.latent_dim), self.dtype)
         g_in[:, :self.config.latent_dim] = self.sample_noise(B, out=z)
         # D's input: real rows on top, fake rows below; [x, c] for a CGAN
-        d_in = self._buffer("d_in", (2 * B, IMAGE_SIZE + k))
+        d_in = self._buffer("d_in", (2 * B, IMAGE_SIZE + k), self.dtype)
         d_in[:B, :IMAGE_SIZE] = x_real
         if k:
             fake_labels = self.rng.integers(0, k, size=B)
@@ -164,7 +158,7 @@ class GAN:
 
         # --- D step: real labelled 1 (or real_label), fake labelled 0, one batch of 2B.
         # Loss = -[mean log D(x) + mean log(1 - D(G(z)))] / 2   (eq-dloss in 21.1)
-        targets = self._buffer("d_targets", (2 * B, 1))
+        targets = self._buffer("d_targets", (2 * B, 1), self.dtype)
         targets[:B] = self.config.real_label
         targets[B:] = 0
         loss_d, grad, prob = bce_with_logits(self.D.forward(d_in), targets)
@@ -174,7 +168,7 @@ class GAN:
 
         # --- G step: the same fakes through the UPDATED D, labelled 1:
         # loss = -mean log D(G(z))   (the non-saturating loss, eq-gloss in 21.1)
-        ones = self._buffer("g_targets", (B, 1))
+        ones = self._buffer("g_targets", (B, 1), self.dtype)
         ones[:] = 1
         loss_g, grad, _ = bce_with_logits(self.D.forward(d_in[B:]), ones)
         grad_x = self.D.backward(grad, param_grads=False)  # through D, D's weights untouched

@@ -14,10 +14,8 @@ batch size. Copy it (``.copy()``) if you want to keep it.
 import numpy as np
 
 
-class Layer:
-    """Base class: no parameters, one work buffer per (name, shape)."""
-
-    params = ()  # names of the parameter arrays, e.g. ("W", "b")
+class WorkBuffers:
+    """Arrays allocated once and reused: one per (name, shape, dtype)."""
 
     def __init__(self):
         self._buffers = {}
@@ -26,8 +24,14 @@ class Layer:
         key = (name, shape, np.dtype(dtype))
         buf = self._buffers.get(key)
         if buf is None:
-            buf = self._buffers[key] = np.empty(shape, dtype=dtype)
+            buf = self._buffers[key] = np.zeros(shape, dtype=dtype)
         return buf
+
+
+class Layer(WorkBuffers):
+    """Base class: no parameters, one work buffer per (name, shape)."""
+
+    params = ()  # names of the parameter arrays, e.g. ("W", "b")
 
     def num_params(self):
         return sum(getattr(self, p).size for p in self.params)
