@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .files import atomic_write
-from .gan import GANConfig, build
+from . import models
 
 FORMAT = "npgan-checkpoint-1"
 
@@ -20,7 +20,7 @@ class CheckpointError(RuntimeError):
 def save(model, path, epoch=None, seed=None):
     """Write ``model`` to ``path`` (.npz) through a temporary file and a rename."""
     path = Path(path)
-    meta = {"format": FORMAT, "config": json.loads(model.config.to_json()),
+    meta = {"format": FORMAT, "model": model.name, "config": json.loads(model.config.to_json()),
             "epoch": epoch, "seed": seed}
     arrays = {"meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
               "G": model.G.flat_params, "D": model.D.flat_params}
@@ -42,8 +42,11 @@ def load(path):
             meta = json.loads(bytes(data["meta"]).decode())
             if meta.get("format") != FORMAT:
                 raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT!r}")
-            model = build(GANConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                       for k, v in meta["config"].items()}), seed=0)
+            # files from before InfoGAN and DCGAN have no "model": GAN or CGAN
+            name = meta.get("model") or ("cgan" if meta["config"].get("n_classes") else "gan")
+            config_class = models.family(name).config_class
+            model = models.build(config_class(**{k: tuple(v) if isinstance(v, list) else v
+                                                 for k, v in meta["config"].items()}), seed=0)
             for net_name in ("G", "D"):
                 net = getattr(model, net_name)
                 weights = data[net_name]
@@ -99,7 +102,7 @@ def book_checkpoints(model_name, epochs, subset=None, every=10, seed=0, run_name
     trained here, with the same settings, so that 21.4 can always evaluate it.
     """
     from .data import load_mnist
-    from .gan import book_config
+    from .models import book_config
     from .train import train
 
     config = book_config(model_name)
@@ -116,7 +119,7 @@ def book_checkpoints(model_name, epochs, subset=None, every=10, seed=0, run_name
         for old in folder.glob("epoch_*.npz"):
             old.unlink()
         images, labels = load_mnist("train", subset=subset)
-        model = build(config, seed=seed)
+        model = models.build(config, seed=seed)
         train(model, images, labels if model.conditional else None, epochs=epochs, seed=seed,
               progress=progress, on_epoch_end=epoch_saver(model, folder, epochs, every, seed))
     return {int(p.stem.split("_")[1]): p for p in sorted(folder.glob("epoch_*.npz"))}

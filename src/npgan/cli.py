@@ -12,7 +12,7 @@ import numpy as np
 
 from . import checkpoint, data
 from .files import atomic_write
-from .gan import BOOK_EPOCHS, book_config
+from .models import BOOK_EPOCHS, book_config
 from .plot import save_png, to_uint8
 
 
@@ -57,7 +57,7 @@ def cmd_fetch(args):
 
 
 def cmd_train(args):
-    from .gan import build
+    from .models import build
     from .train import TrainingDiverged, train
 
     config = book_config(args.model)

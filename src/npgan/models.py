@@ -1,0 +1,54 @@
+"""Every model family of the chapter, by name: "gan", "cgan" (gan.py),
+"infogan" (infogan.py), "dcgan" (dcgan.py).
+
+A family registers its config class, its model class and the book's recipe
+here; checkpoints store the name, so that ``checkpoint.load`` and the CLI can
+rebuild any model without knowing the families themselves.
+"""
+
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    config_class: type
+    model_class: type
+    book_config: Callable   # () → the book's config of this family
+    book_epochs: int
+
+
+# Filled as the family modules are imported (npgan/__init__.py imports them all,
+# and Python runs it before any submodule such as this one).
+FAMILIES = {}
+BOOK_EPOCHS = {}   # name → epochs of the book's run
+
+
+def register(name, config_class, model_class, book_config, book_epochs):
+    FAMILIES[name] = Family(name, config_class, model_class, book_config, book_epochs)
+    BOOK_EPOCHS[name] = book_epochs
+
+
+def family(name):
+    if name not in FAMILIES:
+        raise ValueError(f"unknown model {name!r}: use one of {', '.join(sorted(FAMILIES))}")
+    return FAMILIES[name]
+
+
+def names():
+    return tuple(FAMILIES)
+
+
+def build(config, seed=0):
+    """The model that ``config`` describes (its family is the config's class;
+    GAN vs CGAN by n_classes)."""
+    for fam in FAMILIES.values():
+        if type(config) is fam.config_class and fam.model_class.accepts(config):
+            return fam.model_class(config, seed)
+    raise ValueError(f"no model family takes a {type(config).__name__} like {config}")
+
+
+def book_config(name="gan"):
+    """The book's recipe for model ``name``: a fresh config object."""
+    return family(name).book_config()
