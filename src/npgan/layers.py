@@ -32,6 +32,7 @@ class Layer(WorkBuffers):
     """Base class: no parameters, one work buffer per (name, shape)."""
 
     params = ()  # names of the parameter arrays, e.g. ("W", "b")
+    buffers = ()  # names of state arrays that are not trained, e.g. BatchNorm's running mean
 
     def num_params(self):
         return sum(getattr(self, p).size for p in self.params)
@@ -218,6 +219,17 @@ class Sequential:
             setattr(layer, name, view)
             setattr(layer, "d" + name, self.flat_grads[start:stop].reshape(value.shape))
             start = stop
+        # state that is saved with the weights but not trained (no gradient,
+        # no optimizer): BatchNorm's running statistics, in one vector too
+        buffers = [(layer, name) for layer in self.layers for name in layer.buffers]
+        self.flat_buffers = np.empty(sum(getattr(l, n).size for l, n in buffers), dtype=dtype)
+        start = 0
+        for layer, name in buffers:
+            value = getattr(layer, name)
+            view = self.flat_buffers[start:start + value.size].reshape(value.shape)
+            view[...] = value
+            setattr(layer, name, view)
+            start += value.size
 
     @property
     def dtype(self):

@@ -1,0 +1,279 @@
+"""Convolution layers for images, NCHW (chapter 21.4, DCGAN).
+
+Conv2d, ConvTranspose2d, BatchNorm, Reshape and Flatten, in the explicit
+forward/backward style of layers.py. A convolution is turned into ONE large
+matrix multiply (im2col): every k×k patch of the input becomes a column of a
+matrix, and the kernel a matrix of shape (out channels, C·k·k).
+
+    im2col:  x (B, C, H, W) → cols (C·k·k, B·Ho·Wo)   a strided view, copied once
+    col2im:  cols → x, adding the k·k shifted copies back (the adjoint of im2col)
+
+Conv2d forward is  Y = W cols(x);  its input gradient is col2im(Wᵀ G).
+ConvTranspose2d is exactly that input gradient run forward:
+Y = col2im(Wᵀ X), and its own input gradient is W cols(G). So the two layers
+share the same two helpers, with the roles swapped.
+
+Weights have PyTorch's shapes: Conv2d (C_out, C_in, k, k), ConvTranspose2d
+(C_in, C_out, k, k), so that the tests can hand the same arrays to torch.
+"""
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from .layers import Layer
+
+
+def conv_out_size(n, k, stride, padding):
+    return (n + 2 * padding - k) // stride + 1
+
+
+def im2col(xp, k, stride, out_hw, cols):
+    """Patches of the padded input xp (B, C, Hp, Wp) into cols (C, k, k, B, Ho, Wo):
+    cols[c, i, j, b, u, v] = xp[b, c, stride·u + i, stride·v + j]. One strided copy."""
+    B, C = xp.shape[:2]
+    Ho, Wo = out_hw
+    sb, sc, sh, sw = xp.strides
+    patches = as_strided(xp, (C, k, k, B, Ho, Wo), (sc, sh, sw, sb, stride * sh, stride * sw),
+                         writeable=False)
+    np.copyto(cols, patches)
+    return cols
+
+
+def col2im(cols, stride, xp):
+    """The adjoint of im2col: xp (B, C, Hp, Wp) = Σ_ij of cols[:, i, j] added at the
+    shifted, strided positions. k·k strided additions (the patches overlap)."""
+    C, k, _, B, Ho, Wo = cols.shape
+    xp[...] = 0
+    for i in range(k):
+        for j in range(k):
+            window = xp[:, :, i:i + stride * (Ho - 1) + 1:stride, j:j + stride * (Wo - 1) + 1:stride]
+            window += cols[:, i, j].transpose(1, 0, 2, 3)   # (C, B, Ho, Wo) → (B, C, Ho, Wo)
+    return xp
+
+
+def _kernel_init(rng, shape, fan_in, gain, dtype):
+    # He-style normal init, std = gain / sqrt(fan_in) (as layers.Linear)
+    return (rng.standard_normal(shape) * (gain / np.sqrt(fan_in))).astype(dtype)
+
+
+class Conv2d(Layer):
+    """y[b, f] = Σ_c W[f, c] ⋆ x[b, c] + bias[f], with stride s and zero padding p.
+
+    Ho = (H + 2p − k) // s + 1. Backward, with G = dL/dy as a (F, B·Ho·Wo) matrix:
+        dL/dW = G colsᵀ,   dL/db = Σ G,   dL/dx = col2im(Wᵀ G)
+    """
+
+    params = ("W", "b")
+
+    def __init__(self, c_in, c_out, k, stride=1, padding=0, rng=None, gain=np.sqrt(2.0),
+                 dtype=np.float32):
+        super().__init__()
+        rng = rng if rng is not None else np.random.default_rng(0)
+        self.k, self.stride, self.padding = k, stride, padding
+        self.W = _kernel_init(rng, (c_out, c_in, k, k), c_in * k * k, gain, dtype)
+        self.b = np.zeros(c_out, dtype=dtype)
+        self.dW = np.zeros_like(self.W)
+        self.db = np.zeros_like(self.b)
+
+    def forward(self, x, train=True):
+        B, C, H, W = x.shape
+        k, s, p, F = self.k, self.stride, self.padding, self.W.shape[0]
+        Ho, Wo = conv_out_size(H, k, s, p), conv_out_size(W, k, s, p)
+        dt = self.W.dtype
+        xp = self._buffer("xp", (B, C, H + 2 * p, W + 2 * p), dt)   # borders stay 0
+        xp[:, :, p:p + H, p:p + W] = x
+        self.cols = im2col(xp, k, s, (Ho, Wo), self._buffer("cols", (C, k, k, B, Ho, Wo), dt))
+        self.x_shape, self.out_hw = x.shape, (Ho, Wo)
+        y_mat = self._buffer("y_mat", (F, B, Ho, Wo), dt)
+        np.matmul(self.W.reshape(F, -1), self.cols.reshape(C * k * k, -1), out=y_mat.reshape(F, -1))
+        y = self._buffer("y", (B, F, Ho, Wo), dt)
+        np.add(y_mat.transpose(1, 0, 2, 3), self.b[:, None, None], out=y)
+        return y
+
+    def backward(self, grad, param_grads=True, input_grad=True):
+        B, C, H, W = self.x_shape
+        k, s, p, F = self.k, self.stride, self.padding, self.W.shape[0]
+        dt = self.W.dtype
+        g_mat = self._buffer("g_mat", (F, B) + self.out_hw, dt)
+        np.copyto(g_mat, grad.transpose(1, 0, 2, 3))
+        g2 = g_mat.reshape(F, -1)
+        if param_grads:
+            np.matmul(g2, self.cols.reshape(C * k * k, -1).T, out=self.dW.reshape(F, -1))
+            np.sum(g2, axis=1, out=self.db)
+        if not input_grad:
+            return None
+        dcols = self._buffer("dcols", self.cols.shape, dt)
+        np.matmul(self.W.reshape(F, -1).T, g2, out=dcols.reshape(C * k * k, -1))
+        dxp = col2im(dcols, s, self._buffer("dxp", (B, C, H + 2 * p, W + 2 * p), dt))
+        dx = self._buffer("dx", self.x_shape, dt)
+        np.copyto(dx, dxp[:, :, p:p + H, p:p + W])
+        return dx
+
+
+class ConvTranspose2d(Layer):
+    """The transposed convolution ("fractionally strided"): each input pixel
+    stamps a k×k copy of the kernel, scaled by its value, onto the output at
+    stride s; overlapping stamps add up; p rows/columns are cropped off each border.
+
+    Ho = (H − 1)·s − 2p + k   (7 → 14 for k = 4, s = 2, p = 1).
+    Forward:  y = crop(col2im(Wᵀ X)) + bias, X the input as a (C_in, B·H·W) matrix.
+    Backward: with cols = im2col(pad(G)):  dL/dW = X colsᵀ,  dL/dx = W cols.
+    """
+
+    params = ("W", "b")
+
+    def __init__(self, c_in, c_out, k, stride=1, padding=0, rng=None, gain=np.sqrt(2.0),
+                 dtype=np.float32):
+        super().__init__()
+        rng = rng if rng is not None else np.random.default_rng(0)
+        self.k, self.stride, self.padding = k, stride, padding
+        # fan-in of an output pixel: each sees about c_in·k²/s² input terms
+        self.W = _kernel_init(rng, (c_in, c_out, k, k), c_in * k * k / stride**2, gain, dtype)
+        self.b = np.zeros(c_out, dtype=dtype)
+        self.dW = np.zeros_like(self.W)
+        self.db = np.zeros_like(self.b)
+
+    def forward(self, x, train=True):
+        B, C, H, W = x.shape
+        k, s, p, F = self.k, self.stride, self.padding, self.W.shape[1]
+        Hf, Wf = (H - 1) * s + k, (W - 1) * s + k     # before cropping the padding
+        dt = self.W.dtype
+        self.x_shape, self.full_hw = x.shape, (Hf, Wf)
+        x_mat = self.x_mat = self._buffer("x_mat", (C, B, H, W), dt)
+        np.copyto(x_mat, x.transpose(1, 0, 2, 3))
+        cols = self._buffer("cols", (F, k, k, B, H, W), dt)
+        np.matmul(self.W.reshape(C, -1).T, x_mat.reshape(C, -1), out=cols.reshape(F * k * k, -1))
+        yp = col2im(cols, s, self._buffer("yp", (B, F, Hf, Wf), dt))
+        y = self._buffer("y", (B, F, Hf - 2 * p, Wf - 2 * p), dt)
+        np.add(yp[:, :, p:Hf - p, p:Wf - p], self.b[:, None, None], out=y)
+        return y
+
+    def backward(self, grad, param_grads=True, input_grad=True):
+        B, C, H, W = self.x_shape
+        k, s, p, F = self.k, self.stride, self.padding, self.W.shape[1]
+        Hf, Wf = self.full_hw
+        dt = self.W.dtype
+        gp = self._buffer("gp", (B, F, Hf, Wf), dt)    # borders stay 0
+        gp[:, :, p:Hf - p, p:Wf - p] = grad
+        cols = im2col(gp, k, s, (H, W), self._buffer("gcols", (F, k, k, B, H, W), dt))
+        c2 = cols.reshape(F * k * k, -1)
+        if param_grads:
+            np.matmul(self.x_mat.reshape(C, -1), c2.T, out=self.dW.reshape(C, -1))
+            np.sum(grad, axis=(0, 2, 3), out=self.db)
+        if not input_grad:
+            return None
+        dx_mat = self._buffer("dx_mat", (C, B, H, W), dt)
+        np.matmul(self.W.reshape(C, -1), c2, out=dx_mat.reshape(C, -1))
+        dx = self._buffer("dx", self.x_shape, dt)
+        np.copyto(dx, dx_mat.transpose(1, 0, 2, 3))
+        return dx
+
+
+class BatchNorm(Layer):
+    """Batch normalisation (Ioffe & Szegedy 2015) of (B, F) or (B, C, H, W) inputs,
+    per feature / channel c, over the batch (and the pixels):
+
+        x̂ = (x − μ_B) / sqrt(σ²_B + ε),   y = γ x̂ + β
+
+    In training μ_B, σ²_B are the batch's own (biased variance); the running
+    averages (momentum 0.1, unbiased variance, as PyTorch) are kept for
+    evaluation (train=False), where y = γ (x − running_mean)/sqrt(running_var + ε) + β.
+
+    ``group_size``: if set and the batch holds several groups of that many rows,
+    each group is normalised with its own statistics ("ghost" batches). The
+    DCGAN uses it to normalise D's real and fake halves separately (dcgan.py).
+
+    Backward, with n values per channel and group and ĝ = dL/dx̂ = γ g:
+        dL/dγ = Σ g x̂,  dL/dβ = Σ g,  dL/dx = (ĝ − mean(ĝ) − x̂ mean(ĝ x̂)) / sqrt(σ²_B + ε)
+    """
+
+    params = ("gamma", "beta")
+    buffers = ("running_mean", "running_var")
+
+    def __init__(self, n_features, momentum=0.1, eps=1e-5, dtype=np.float32, group_size=None):
+        super().__init__()
+        self.momentum, self.eps, self.group_size = momentum, eps, group_size
+        self.gamma = np.ones(n_features, dtype=dtype)
+        self.beta = np.zeros(n_features, dtype=dtype)
+        self.dgamma = np.zeros_like(self.gamma)
+        self.dbeta = np.zeros_like(self.beta)
+        self.running_mean = np.zeros(n_features, dtype=dtype)
+        self.running_var = np.ones(n_features, dtype=dtype)
+
+    def _grouped(self, a):
+        """(B, C[, H, W]) → (groups, B/groups, C, pixels), a view."""
+        B, C = a.shape[:2]
+        g = B // self.group_size if self.group_size and B % self.group_size == 0 else 1
+        return a.reshape(g, B // g, C, -1)
+
+    def forward(self, x, train=True):
+        dt = self.gamma.dtype
+        gamma, beta = self.gamma[:, None], self.beta[:, None]    # (C, 1)
+        y = self._buffer("y", x.shape, dt)
+        if not train:
+            scale = gamma / np.sqrt(self.running_var[:, None] + dt.type(self.eps))
+            shift = beta - self.running_mean[:, None] * scale
+            yg = self._grouped(y)
+            np.multiply(self._grouped(x), scale, out=yg)
+            yg += shift
+            return y
+        xg = self._grouped(x)
+        n = xg.shape[1] * xg.shape[3]
+        mean = xg.mean(axis=(1, 3), keepdims=True, dtype=np.float64)  # (G, 1, C, 1)
+        xhat = self.xhat = self._buffer("xhat", x.shape, dt)
+        xh = self._grouped(xhat)
+        np.subtract(xg, mean.astype(dt), out=xh)
+        var = np.mean(np.square(xh, dtype=np.float64), axis=(1, 3), keepdims=True)
+        self.inv_std = (1 / np.sqrt(var + self.eps)).astype(dt)
+        xh *= self.inv_std
+        np.multiply(xh, gamma, out=self._grouped(y))
+        self._grouped(y)[...] += beta
+        m = self.momentum
+        batch_mean, batch_var = mean.mean(axis=(0, 1, 3)), var.mean(axis=(0, 1, 3))
+        self.running_mean *= 1 - m
+        self.running_mean += (m * batch_mean).astype(dt)
+        self.running_var *= 1 - m
+        self.running_var += (m * batch_var * n / max(n - 1, 1)).astype(dt)
+        return y
+
+    def backward(self, grad, param_grads=True, input_grad=True):
+        dt = self.gamma.dtype
+        gg, xh = self._grouped(grad), self._grouped(self.xhat)
+        n = gg.shape[1] * gg.shape[3]
+        sum_g = gg.sum(axis=(1, 3), keepdims=True, dtype=np.float64)        # (G, 1, C, 1)
+        sum_gx = np.einsum("gbcp,gbcp->gc", gg, xh, dtype=np.float64)[:, None, :, None]
+        if param_grads:
+            self.dgamma[...] = sum_gx.sum(axis=(0, 1, 3))
+            self.dbeta[...] = sum_g.sum(axis=(0, 1, 3))
+        if not input_grad:
+            return None
+        dx = self._buffer("dx", grad.shape, dt)
+        dg = self._grouped(dx)
+        # dL/dx = γ/σ · (g − mean(g) − x̂ mean(g x̂)), means per channel and group
+        np.multiply(xh, (sum_gx / n).astype(dt), out=dg)
+        np.subtract(gg, dg, out=dg)
+        dg -= (sum_g / n).astype(dt)
+        dg *= self.inv_std * self.gamma[:, None]
+        return dx
+
+
+class Reshape(Layer):
+    """(B, …) → (B, *shape); the gradient goes back to the input's shape. No copy."""
+
+    def __init__(self, *shape):
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x, train=True):
+        self.in_shape = x.shape
+        return x.reshape(x.shape[0], *self.shape)
+
+    def backward(self, grad, **_):
+        return grad.reshape(self.in_shape)
+
+
+class Flatten(Reshape):
+    """(B, C, H, W) → (B, C·H·W)."""
+
+    def __init__(self):
+        super().__init__(-1)
