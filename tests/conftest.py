@@ -168,9 +168,9 @@ def record_train_step(model, x_real, labels=None):
     finally:
         model.opt_d.step, model.opt_g.step = step_d, step_g
     cfg, B = model.config, x_real.shape[0]
-    k = cfg.n_classes
-    rec["d_in"] = model._buffers[("d_in", (2 * B, 784 + k), model.dtype)].copy()
-    rec["g_in"] = model._buffers[("g_in", (B, cfg.latent_dim + k), model.dtype)].copy()
+    d_width, g_width = linears(model.D)[0].W.shape[0], linears(model.G)[0].W.shape[0]
+    rec["d_in"] = model._buffers[("d_in", (2 * B, d_width), model.dtype)].copy()
+    rec["g_in"] = model._buffers[("g_in", (B, g_width), model.dtype)].copy()
     rec["gD_end"] = model.D.flat_grads.copy()
     rec["thD_end"] = model.D.flat_params.copy()
     rec["thG_end"] = model.G.flat_params.copy()

@@ -87,16 +87,22 @@ class GAN(WorkBuffers):
             raise ValueError(f"noise must be 'normal' or 'uniform', got {config.noise!r}")
         self.dtype = np.dtype(config.dtype)
         self.rng = np.random.default_rng(seed)  # init, noise, dropout, fake labels
-        c, k = config, config.n_classes
-        self.G = mlp((c.latent_dim + k, *c.g_hidden, IMAGE_SIZE), c.activation, "tanh",
-                     self.rng, self.dtype, c.leaky_slope)
-        self.D = mlp((IMAGE_SIZE + k, *c.d_hidden, 1), c.activation, None,
-                     self.rng, self.dtype, c.leaky_slope, dropout=c.d_dropout)
+        self.G, self.D = self.build_networks()
+        c = config
         self.opt_d = make_optimizer(c.optimizer, self.D.flat_params, self.D.flat_grads,
                                     c.lr_d, c.beta1, c.beta2, c.momentum)
         self.opt_g = make_optimizer(c.optimizer, self.G.flat_params, self.G.flat_grads,
                                     c.lr_g, c.beta1, c.beta2, c.momentum)
         super().__init__()  # work buffers of train_step
+
+    def build_networks(self):
+        """(G, D) as layers.Sequential, initialised from self.rng."""
+        c, k = self.config, self.config.n_classes
+        G = mlp((c.latent_dim + k, *c.g_hidden, IMAGE_SIZE), c.activation, "tanh",
+                self.rng, self.dtype, c.leaky_slope)
+        D = mlp((IMAGE_SIZE + k, *c.d_hidden, 1), c.activation, None,
+                self.rng, self.dtype, c.leaky_slope, dropout=c.d_dropout)
+        return G, D
 
     @property
     def conditional(self):

@@ -54,3 +54,19 @@ def softmax_cross_entropy(logits, labels):
     grad[rows, labels] -= 1
     grad /= logits.dtype.type(n)
     return float(loss.sum(dtype=np.float64) / n), grad
+
+
+def gaussian_nll(means, targets):
+    """Mean over the N rows of the negative log-likelihood of ``targets`` under
+    a Gaussian with the given ``means`` and unit variance, without its constant:
+
+        ℓ = ½ Σ_j (t_j − μ_j)²      (+ ½ M log 2π, dropped; it has no gradient)
+
+    means, targets: (N, M). The gradient of the mean loss is (μ − t) / N.
+    Returns (loss, dloss/dmeans). (InfoGAN's continuous codes, eq-infogan-q in 21.3.)
+    """
+    n = means.shape[0]
+    diff = means - targets
+    loss = 0.5 * float(np.sum(diff * diff, dtype=np.float64)) / n
+    diff /= means.dtype.type(n)
+    return loss, diff

@@ -40,8 +40,11 @@ def fixed_inputs(model, n_per_row=10, seed=1234):
     """The fixed noise batch (and labels) that every snapshot is drawn from.
 
     GAN: 10 × 10 samples. CGAN: row r holds digit r, columns differ in z.
+    InfoGAN: row r has the code c1 = r (continuous codes 0).
     """
     rng = np.random.default_rng(seed)
+    if hasattr(model, "code_grid"):  # InfoGAN: row r has c1 = r
+        return model.code_grid(rng, n_per_row), None
     n_rows = model.config.n_classes or 10
     z = model.sample_noise(n_rows * n_per_row, rng)
     labels = np.repeat(np.arange(n_rows), n_per_row) if model.conditional else None

@@ -1,0 +1,213 @@
+"""InfoGAN (chapter 21.3): a GAN whose generator gets extra codes c, and whose
+discriminator carries a second head Q that must read c back from G(z, c).
+
+    G: [z (62), c1 one-hot (10), c2, c3] → 256 → 512 → 784   (tanh)
+    D: 784 → 512 → 256 → [ real/fake logit | Q: c1's 10 logits | Q: means of c2, c3 ]
+
+c1 ~ Cat(10) and c2, c3 ~ U(−1, 1) are drawn from their priors for every fake,
+and no label of the data is ever used. Q is one more linear map on D's last
+hidden layer, so D and Q are ONE network (``self.D``) whose output has
+1 + n_cat + n_cont columns.
+
+The mutual-information term (eq-infogan-li in 21.3) is the variational lower bound
+
+    L_I(G, Q) = E_{c ~ p(c), x ~ G(z, c)} [log Q(c | x)] + H(c)  ≤  I(c; G(z, c)).
+
+H(c) is a constant, so maximising L_I means minimising −E log Q(c | x), which
+for our Q is a sum of two familiar losses (eq-infogan-q):
+    categorical c1:  cross-entropy of softmax(Q's 10 logits) against c1;
+    continuous c2, c3: Gaussian negative log-likelihood with unit variance,
+                       ½ Σ_j (c_j − μ_j)² (+ a constant).
+Both D (with Q) and G minimise their GAN loss plus λ_cat·CE + λ_con·NLL
+(eq-infogan-d, eq-infogan-g).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import models
+from .gan import GAN, IMAGE_SIZE, GANConfig
+from .layers import mlp
+from .losses import bce_with_logits, gaussian_nll, softmax_cross_entropy
+
+
+@dataclass
+class InfoGANConfig(GANConfig):
+    """GANConfig plus the codes. Defaults are the book's (Chen et al. 2016 on MNIST:
+    62 noise numbers, one 10-way code, two continuous codes, λ = 1)."""
+
+    latent_dim: int = 62             # z, the unstructured noise
+    n_cat: int = 10                  # c1 ~ Cat(n_cat), fed to G as one-hot
+    n_cont: int = 2                  # c2, c3, … ~ U(−1, 1)
+    lambda_cat: float = 1.0          # weight of c1's cross-entropy
+    lambda_con: float = 1.0          # weight of the continuous codes' Gaussian NLL
+    d_dropout: float = 0.0
+
+
+class InfoGAN(GAN):
+    """Generator G(z, c) and discriminator D with its Q head, trained without labels."""
+
+    name = "infogan"
+
+    @staticmethod
+    def accepts(config):
+        return config.n_classes == 0
+
+    def __init__(self, config=None, seed=0):
+        self.config = config = config or InfoGANConfig()
+        if config.n_classes:
+            raise ValueError("InfoGAN learns without labels: n_classes must be 0")
+        if config.n_cat < 2 and config.n_cont < 1:
+            raise ValueError("InfoGAN needs codes: n_cat >= 2 or n_cont >= 1")
+        super().__init__(config, seed)
+        self.info_log = []   # per step: (CE of c1, NLL of the continuous codes), of the G step
+
+    def build_networks(self):
+        """G takes [z, c1 one-hot, continuous codes]; D ends in 1 + n_cat + n_cont
+        outputs: the real/fake logit, then Q's."""
+        c = self.config
+        G = mlp((self.input_size, *c.g_hidden, IMAGE_SIZE), c.activation, "tanh",
+                self.rng, self.dtype, c.leaky_slope)
+        D = mlp((IMAGE_SIZE, *c.d_hidden, 1 + c.n_cat + c.n_cont), c.activation, None,
+                self.rng, self.dtype, c.leaky_slope, dropout=c.d_dropout)
+        return G, D
+
+    @property
+    def input_size(self):
+        """Length of G's input vector [z, c1 one-hot, continuous codes]."""
+        c = self.config
+        return c.latent_dim + c.n_cat + c.n_cont
+
+    @property
+    def code_slices(self):
+        """Where z, c1 and the continuous codes sit in G's input."""
+        L, K = self.config.latent_dim, self.config.n_cat
+        return slice(0, L), slice(L, L + K), slice(L + K, self.input_size)
+
+    # ---------------------------------------------------------------- inputs
+
+    def sample_noise(self, n, rng=None, out=None):
+        """G's whole input drawn from the priors: z ~ N(0, I) (or U(−1, 1) by
+        config.noise), c1 uniform over n_cat values (one-hot), c2, c3 ~ U(−1, 1).
+        Always in this order from ``rng``, so that with one seed every part is
+        the same whatever codes a caller overrides afterwards."""
+        rng = rng or self.rng
+        if out is None:
+            out = np.empty((n, self.input_size), dtype=self.dtype)
+        z_part, cat_part, cont_part = self.code_slices
+        out[:, z_part] = GAN.sample_noise(self, n, rng)
+        c1 = rng.integers(0, self.config.n_cat, size=n) if self.config.n_cat else None
+        cont = rng.uniform(-1, 1, size=(n, self.config.n_cont))
+        out[:, cat_part] = 0
+        if c1 is not None:
+            out[np.arange(n), cat_part.start + c1] = 1
+        out[:, cont_part] = cont
+        return out
+
+    def inputs(self, z, c1, cont):
+        """G's input from z (N, latent_dim), c1 (N,) ints and cont (N, n_cont)."""
+        z = np.asarray(z, dtype=self.dtype)
+        n = len(z)
+        c1, cont = np.broadcast_to(c1, (n,)), np.broadcast_to(cont, (n, self.config.n_cont))
+        if self.config.n_cat and not np.all((0 <= c1) & (c1 < self.config.n_cat)):
+            raise ValueError(f"c1 must be in 0…{self.config.n_cat - 1}, got {c1.min()}…{c1.max()}")
+        out = np.zeros((n, self.input_size), dtype=self.dtype)
+        z_part, cat_part, cont_part = self.code_slices
+        out[:, z_part] = z
+        out[np.arange(n), cat_part.start + c1] = 1
+        out[:, cont_part] = cont
+        return out
+
+    def code_grid(self, rng, n_per_row=10):
+        """The snapshot grid's inputs: row r has c1 = r, columns differ in z,
+        the continuous codes are 0."""
+        n_rows = self.config.n_cat or 1
+        z = GAN.sample_noise(self, n_rows * n_per_row, rng)
+        return self.inputs(z, np.repeat(np.arange(n_rows), n_per_row), 0.0)
+
+    def generate(self, g_in, labels=None):
+        """Images G(z, c) in [−1, 1], (N, 784), from G's whole input (see ``inputs``)."""
+        if labels is not None:
+            raise ValueError("InfoGAN takes no labels: its codes are part of G's input "
+                             "(see InfoGAN.inputs)")
+        g_in = np.asarray(g_in, dtype=self.dtype)
+        if g_in.ndim != 2 or g_in.shape[1] != self.input_size:
+            raise ValueError(f"G's input must have shape (N, {self.input_size}), got {g_in.shape}")
+        return self.G(g_in)
+
+    def read_codes(self, x):
+        """What Q reads from images x (N, 784): (c1 probabilities (N, n_cat),
+        means of the continuous codes (N, n_cont))."""
+        out = self.D(np.asarray(x, dtype=self.dtype))
+        K = self.config.n_cat
+        logits = out[:, 1:1 + K]
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return p / p.sum(axis=1, keepdims=True), out[:, 1 + K:]
+
+    # ---------------------------------------------------------------- training
+
+    def _info_loss(self, q_out, c1, cont, grad_out):
+        """−E log Q(c | x) as the two losses of eq-infogan-q, weighted by λ; writes
+        their gradient w.r.t. Q's columns of D's output into ``grad_out``.
+        Returns (weighted total, CE, NLL)."""
+        c, K = self.config, self.config.n_cat
+        ce = nll = 0.0
+        if K:
+            ce, g = softmax_cross_entropy(q_out[:, 1:1 + K], c1)
+            np.multiply(g, c.lambda_cat, out=grad_out[:, 1:1 + K])
+        if c.n_cont:
+            nll, g = gaussian_nll(q_out[:, 1 + K:], cont)
+            np.multiply(g, c.lambda_con, out=grad_out[:, 1 + K:])
+        return c.lambda_cat * ce + c.lambda_con * nll, ce, nll
+
+    def train_step(self, x_real, labels=None):
+        """One mini-batch: first D with Q, then G (eq-infogan-d, eq-infogan-g).
+
+        x_real: (B, 784) in [−1, 1]. Returns (D loss, G loss, mean D(x), mean D(G(z, c)))
+        where each loss includes its λ-weighted information term.
+        """
+        if labels is not None:
+            raise ValueError("InfoGAN learns without labels: call train_step(x_real) alone")
+        B, c, width = x_real.shape[0], self.config, 1 + self.config.n_cat + self.config.n_cont
+        _, cat_part, cont_part = self.code_slices
+        g_in = self.sample_noise(B, out=self._buffer("g_in", (B, self.input_size), self.dtype))
+        c1 = g_in[:, cat_part].argmax(axis=1)
+        cont = g_in[:, cont_part]
+        d_in = self._buffer("d_in", (2 * B, IMAGE_SIZE), self.dtype)
+        d_in[:B] = x_real
+        d_in[B:] = self.G.forward(g_in)
+
+        # --- D and Q: the GAN loss on real and fake rows (eq-dloss), plus λ·(−log Q(c|x))
+        # on the fake rows, whose codes we know; real rows give Q no gradient.
+        targets = self._buffer("d_targets", (2 * B, 1), self.dtype)
+        targets[:B] = c.real_label
+        targets[B:] = 0
+        out = self.D.forward(d_in)
+        loss_gan, grad_logit, prob = bce_with_logits(out[:, :1], targets)
+        grad = self._buffer("d_grad", (2 * B, width), self.dtype)
+        grad[:] = 0
+        grad[:, :1] = grad_logit
+        info, _, _ = self._info_loss(out[B:], c1, cont, grad[B:])
+        loss_d = loss_gan + info
+        d_real, d_fake = float(prob[:B].mean()), float(prob[B:].mean())
+        self.D.backward(grad, input_grad=False)
+        self.opt_d.step()
+
+        # --- G: the non-saturating loss (eq-gloss) plus the same information term,
+        # through the updated D and Q, whose weights this pass leaves alone.
+        ones = self._buffer("g_targets", (B, 1), self.dtype)
+        ones[:] = 1
+        out = self.D.forward(d_in[B:])
+        loss_gan, grad_logit, _ = bce_with_logits(out[:, :1], ones)
+        grad = self._buffer("g_grad", (B, width), self.dtype)
+        grad[:, :1] = grad_logit
+        info, ce, nll = self._info_loss(out, c1, cont, grad)
+        grad_x = self.D.backward(grad, param_grads=False)
+        self.G.backward(grad_x, input_grad=False)
+        self.opt_g.step()
+        self.info_log.append((ce, nll))
+        return loss_d, loss_gan + info, d_real, d_fake
+
+
+models.register("infogan", InfoGANConfig, InfoGAN, InfoGANConfig, book_epochs=30)

@@ -1,0 +1,226 @@
+"""InfoGAN (chapter 21.3): the information term's losses, the D/Q step and the
+G step against finite differences (float64) and PyTorch autograd, the codes'
+inputs, and training/checkpoints through the shared loop.
+
+The reference losses are written here from the formulas of 21.3:
+
+    D loss = mean over 2B rows of softplus(z) − y z                    (eq-dloss)
+             + λ_cat · mean_B CE(softmax(Q logits), c1)
+             + λ_con · mean_B ½ Σ_j (c_j − μ_j)²                       (eq-infogan-d)
+    G loss = mean_B softplus(−z(G(z, c)))  + the same two terms        (eq-infogan-g)
+
+with the G step through the UPDATED D and Q, and Q read on the fake rows only.
+"""
+
+import numpy as np
+import pytest
+
+from npgan import InfoGAN, InfoGANConfig, checkpoint, train
+from npgan.losses import gaussian_nll
+
+B = 4
+TOL = 1e-6
+
+
+def tiny_config(**overrides):
+    settings = dict(dtype="float64", latent_dim=5, n_cat=3, n_cont=2, g_hidden=(8, 4),
+                    d_hidden=(6, 5), batch_size=B, real_label=0.9, lambda_cat=0.7,
+                    lambda_con=1.3)
+    settings.update(overrides)
+    return InfoGANConfig(**settings)
+
+
+def log_softmax(z):
+    m = z.max(axis=1, keepdims=True)
+    return z - m - np.log(np.exp(z - m).sum(axis=1, keepdims=True))
+
+
+def info_term(cfg, q_out, c1, cont):
+    K = cfg.n_cat
+    ce = -log_softmax(q_out[:, 1:1 + K])[np.arange(len(c1)), c1].mean()
+    nll = 0.5 * ((q_out[:, 1 + K:] - cont) ** 2).sum(axis=1).mean()
+    return cfg.lambda_cat * ce + cfg.lambda_con * nll
+
+
+def test_gaussian_nll_value_and_gradient(gc):
+    rng = np.random.default_rng(0)
+    means, targets = rng.normal(size=(5, 3)), rng.uniform(-1, 1, (5, 3))
+    loss, grad = gaussian_nll(means.copy(), targets)
+    assert loss == pytest.approx(0.5 * ((means - targets) ** 2).sum() / 5, rel=1e-14)
+    fd = gc.fd_gradient(lambda: 0.5 * ((means - targets) ** 2).sum() / 5, means)
+    assert gc.rel_error(grad, fd) < 1e-9
+
+
+@pytest.mark.parametrize("case", ["plain", "dropout", "relu sgd"])
+def test_train_step_gradients_match_finite_differences(gc, case):
+    extra = {"plain": {}, "dropout": dict(d_dropout=0.3),
+             "relu sgd": dict(activation="relu", optimizer="sgd", momentum=0.9)}[case]
+    cfg = tiny_config(**extra)
+    model = InfoGAN(cfg, seed=4)
+    rng = np.random.default_rng(7)
+    for layer in gc.linears(model.G) + gc.linears(model.D):
+        layer.b[...] = rng.normal(0, 0.1, layer.b.shape)
+    model.train_step(rng.uniform(-1, 1, (B, 784)))  # optimizer state, moved weights
+    x_real = rng.uniform(-1, 1, (B, 784))
+    rec = gc.record_train_step(model, x_real)
+    slope, shapes_d, shapes_g = rec["slope"], rec["shapes_d"], rec["shapes_g"]
+    d_in, g_in = rec["d_in"], rec["g_in"]
+    L, K = cfg.latent_dim, cfg.n_cat
+    c1 = g_in[:, L:L + K].argmax(axis=1)
+    cont = g_in[:, L + K:]
+    # G's input is [z, one-hot c1, c2, c3] with the codes inside their priors
+    np.testing.assert_array_equal(g_in[:, L:L + K].sum(axis=1), 1)
+    assert np.all(np.abs(cont) <= 1)
+    assert shapes_d[-1] == (shapes_d[-2][1], 1 + K + cfg.n_cont)  # logit + Q's heads
+    np.testing.assert_array_equal(d_in[:B], x_real)
+    np.testing.assert_allclose(d_in[B:], gc.ref_mlp(rec["thG0"], shapes_g, g_in, slope, "tanh"),
+                               rtol=0, atol=1e-14)
+    np.testing.assert_array_equal(rec["thD_at_g"], rec["thD1"])   # G goes through the updated D
+    np.testing.assert_array_equal(rec["thD_end"], rec["thD1"])    # and leaves it alone
+    np.testing.assert_array_equal(rec["gD_end"], rec["gD"])
+
+    targets = np.r_[np.full(B, cfg.real_label), np.zeros(B)][:, None]
+    theta_d = rec["thD0"].copy()
+    watch = gc.KinkWatch()
+
+    def d_loss():
+        signs = []
+        out = gc.ref_mlp(theta_d, shapes_d, d_in, slope, None, rec["masks_d"], signs)
+        watch.check(signs)
+        z = out[:, :1]
+        return float(np.mean(gc.softplus(z) - targets * z) + info_term(cfg, out[B:], c1, cont))
+
+    assert rec["losses"][0] == pytest.approx(d_loss(), rel=1e-12)
+    err_d = gc.rel_error(rec["gD"], gc.fd_gradient(d_loss, theta_d))
+
+    theta_g = rec["thG0"].copy()
+    watch_g = gc.KinkWatch()
+
+    def g_loss():
+        signs = []
+        fake = gc.ref_mlp(theta_g, shapes_g, g_in, slope, "tanh", None, signs)
+        out = gc.ref_mlp(rec["thD1"], shapes_d, fake, slope, None, rec["masks_g"], signs)
+        watch_g.check(signs)
+        return float(np.mean(gc.softplus(-out[:, :1])) + info_term(cfg, out, c1, cont))
+
+    assert rec["losses"][1] == pytest.approx(g_loss(), rel=1e-12)
+    err_g = gc.rel_error(rec["gG"], gc.fd_gradient(g_loss, theta_g))
+    assert watch.crossings == watch_g.crossings == 0, "test set-up: an FD step crossed a kink"
+    gc.measured(f"FD InfoGAN D+Q grads [{case}]", err_d)
+    gc.measured(f"FD InfoGAN G grads (through D and Q) [{case}]", err_g)
+    assert err_d < TOL and err_g < TOL, (err_d, err_g)
+
+
+def test_train_step_matches_torch_autograd(gc):
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch==2.13.0)")
+    F = torch.nn.functional
+    cfg = tiny_config(n_cat=10, n_cont=2, latent_dim=62, g_hidden=(32, 64), d_hidden=(64, 32),
+                      d_dropout=0.3, batch_size=16, lambda_con=0.5)
+    model = InfoGAN(cfg, seed=1)
+    rng = np.random.default_rng(2)
+    x_real = rng.uniform(-1, 1, (16, 784))
+    rec = gc.record_train_step(model, x_real)
+    n = 16
+
+    def torch_mlp(theta, shapes, x, masks=None, output=None):
+        params, start, h = [], 0, x
+        for i, (n_in, n_out) in enumerate(shapes):
+            W = torch.tensor(theta[start:start + n_in * n_out].reshape(n_in, n_out).copy(),
+                             requires_grad=True)
+            start += n_in * n_out
+            b = torch.tensor(theta[start:start + n_out].copy(), requires_grad=True)
+            start += n_out
+            params += [W, b]
+            h = h @ W + b
+            if i < len(shapes) - 1:
+                h = F.leaky_relu(h, cfg.leaky_slope)
+                if masks is not None:
+                    h = h * torch.from_numpy(masks[i])
+            elif output == "tanh":
+                h = torch.tanh(h)
+        return h, params
+
+    def flat_grad(params):
+        return torch.cat([p.grad.reshape(-1) for p in params]).numpy()
+
+    g_in = torch.from_numpy(rec["g_in"])
+    K = cfg.n_cat
+    c1 = torch.from_numpy(rec["g_in"][:, 62:62 + K].argmax(axis=1))
+    cont = torch.from_numpy(rec["g_in"][:, 62 + K:])
+
+    def info(out):
+        return (cfg.lambda_cat * F.cross_entropy(out[:, 1:1 + K], c1)
+                + cfg.lambda_con * 0.5 * ((out[:, 1 + K:] - cont) ** 2).sum(dim=1).mean())
+
+    fake, params_g = torch_mlp(rec["thG0"], rec["shapes_g"], g_in, output="tanh")
+    out, params_d = torch_mlp(rec["thD0"], rec["shapes_d"],
+                              torch.cat([torch.from_numpy(x_real), fake.detach()]), rec["masks_d"])
+    targets = torch.cat([torch.full((n, 1), cfg.real_label, dtype=torch.float64),
+                         torch.zeros(n, 1, dtype=torch.float64)])
+    loss_d = F.binary_cross_entropy_with_logits(out[:, :1], targets) + info(out[n:])
+    loss_d.backward()
+    out1, _ = torch_mlp(rec["thD1"], rec["shapes_d"], fake, rec["masks_g"])
+    loss_g = F.binary_cross_entropy_with_logits(out1[:, :1], torch.ones(n, 1, dtype=torch.float64)) \
+        + info(out1)
+    loss_g.backward()
+    assert rec["losses"][0] == pytest.approx(loss_d.item(), rel=1e-12)
+    assert rec["losses"][1] == pytest.approx(loss_g.item(), rel=1e-12)
+    err_d, err_g = gc.rel_error(rec["gD"], flat_grad(params_d)), gc.rel_error(rec["gG"], flat_grad(params_g))
+    gc.measured("torch InfoGAN D+Q grads", err_d)
+    gc.measured("torch InfoGAN G grads", err_g)
+    assert err_d < 1e-10 and err_g < 1e-10, (err_d, err_g)
+
+
+def test_codes_enter_g_where_inputs_puts_them():
+    model = InfoGAN(tiny_config(), seed=0)
+    z = np.random.default_rng(0).normal(size=(3, 5))
+    g_in = model.inputs(z, np.array([0, 2, 1]), np.array([[0.5, -2.0]]))
+    np.testing.assert_array_equal(g_in[:, :5], z)
+    np.testing.assert_array_equal(g_in[:, 5:8], np.eye(3)[[0, 2, 1]])
+    np.testing.assert_array_equal(g_in[:, 8:], [[0.5, -2.0]] * 3)
+    with pytest.raises(ValueError, match="c1 must be in 0…2"):
+        model.inputs(z, 3, 0.0)
+    with pytest.raises(ValueError, match="takes no labels"):
+        model.generate(g_in, labels=[1, 2, 3])
+    with pytest.raises(ValueError, match=r"shape \(N, 10\)"):
+        model.generate(z)
+
+
+def test_same_seed_same_z_and_codes():
+    """sample_noise draws z, then c1, then the continuous codes, always all of them."""
+    model = InfoGAN(tiny_config(), seed=0)
+    a = model.sample_noise(50, np.random.default_rng(3))
+    b = model.sample_noise(50, np.random.default_rng(3))
+    np.testing.assert_array_equal(a, b)
+    c1 = a[:, 5:8].argmax(axis=1)
+    assert set(c1) == {0, 1, 2}
+    assert np.all(np.abs(a[:, 8:]) <= 1) and a[:, 8:].std() > 0.3
+
+
+def test_snapshot_rows_hold_one_c1_each():
+    from npgan.train import fixed_inputs
+
+    model = InfoGAN(tiny_config(n_cat=10), seed=0)
+    g_in, labels = fixed_inputs(model)
+    assert labels is None and g_in.shape == (100, model.input_size)
+    np.testing.assert_array_equal(g_in[:, 5:15].argmax(axis=1), np.repeat(np.arange(10), 10))
+    np.testing.assert_array_equal(g_in[:, 15:], 0)
+
+
+def test_trains_without_labels_and_checkpoints_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (64, 784)).astype(np.float32)
+    cfg = InfoGANConfig(batch_size=16, g_hidden=(32, 32), d_hidden=(32, 32))
+    model = InfoGAN(cfg, seed=0)
+    history = train(model, images, epochs=2, progress=False)
+    assert len(history.records) == 8 and len(model.info_log) == 8
+    with pytest.raises(ValueError, match="without labels"):
+        model.train_step(images[:16], np.zeros(16, int))
+    path = checkpoint.save(model, tmp_path / "info.npz", epoch=2, seed=0)
+    loaded, meta = checkpoint.load(path)
+    assert isinstance(loaded, InfoGAN) and meta["model"] == "infogan" and loaded.config == cfg
+    g_in = model.sample_noise(5, np.random.default_rng(1))
+    np.testing.assert_array_equal(loaded.generate(g_in), model.generate(g_in))
+    probs, means = loaded.read_codes(loaded.generate(g_in))
+    assert probs.shape == (5, 10) and means.shape == (5, 2)
+    np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-6)
