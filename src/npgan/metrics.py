@@ -530,12 +530,13 @@ def real_parzen(n=10_000):
 # ------------------------------------------------------------------ everything
 
 def evaluate(model, parzen=False, seed=0, n=10_000, evaluator=None):
-    """Every figure of chapter 21.4 for a GAN or CGAN, in one dict.
+    """Every figure of the evaluation section for a GAN, CGAN or InfoGAN, in one dict.
 
     One set of n samples (np.random.default_rng(seed); for a CGAN the labels cycle
     0–9, n/10 each) gives: the digit shares and their KL from uniform; the
     Fréchet distance to the test images beside the real-vs-real floor; for a CGAN
-    the label accuracy overall and per digit; with ``parzen=True`` the Parzen
+    the label accuracy overall and per digit; for an InfoGAN what its codes learned
+    (codes.evaluate_codes: c1's matched accuracy, the sweeps); with ``parzen=True`` the Parzen
     log-likelihood (slow: about a minute)."""
     _check_generator(model)
     evaluator = evaluator or load_evaluator()
@@ -546,7 +547,8 @@ def evaluate(model, parzen=False, seed=0, n=10_000, evaluator=None):
     predicted = logits.argmax(axis=1)
     shares, kl = shares_of(predicted)
     test_stats, floor = _reference(evaluator)
-    result = {"model": "cgan" if conditional else "gan", "n_samples": n, "seed": seed,
+    result = {"model": getattr(model, "name", "cgan" if conditional else "gan"),
+              "n_samples": n, "seed": seed,
               "digit_shares": shares.tolist(), "kl_uniform": kl, "max_share": float(shares.max()),
               "fd": frechet_from_stats(*_mean_cov(feats), *test_stats), "fd_floor": floor}
     if conditional:
@@ -554,6 +556,10 @@ def evaluate(model, parzen=False, seed=0, n=10_000, evaluator=None):
         acc = _label_accuracy(predicted, labels, n // N_DIGITS)
         result["label_accuracy"] = acc["overall"]
         result["label_accuracy_per_digit"] = acc["per_digit"]
+    if hasattr(model, "code_slices"):   # InfoGAN: what its codes learned (codes.py)
+        from .codes import evaluate_codes
+
+        result["codes"] = evaluate_codes(model, seed=seed, evaluator=evaluator)
     if parzen:
         p = parzen_figure(images)
         result.update(parzen_mean=p["mean"], parzen_se=p["se"], parzen_sigma=p["sigma"])

@@ -1,0 +1,179 @@
+"""What InfoGAN's codes learned (chapter 21.3), measured on generated images.
+
+* c1, the 10-valued code: draw 1,000 images for each value, let the chapter's
+  evaluator read the digits, and match the 10 values to the 10 digits one to
+  one so that as many images as possible agree (the assignment problem, solved
+  exactly by ``assignment``). The matched accuracy is the share that agrees.
+* each continuous code: sweep it from −2 to 2 with z and the other codes held
+  fixed, measure every image's slant and width from its moments, and take the
+  Spearman rank correlation between the code and each measure for that z; then
+  average over the z. (A code that turns a digit's slant steadily has ρ near
+  ±1 for slant; the sign only says which way the code was learned.)
+"""
+
+import numpy as np
+
+from .metrics import N_DIGITS, load_evaluator
+
+SWEEP = np.linspace(-2, 2, 9)   # beyond the training range U(−1, 1), as in Chen et al.
+
+
+# ------------------------------------------------------------------ c1: the digits
+
+def assignment(gain):
+    """Rows → columns, one to one, maximising the total ``gain`` (n × n).
+
+    The Hungarian method with row and column potentials (Kuhn 1955; O(n³)):
+    rows are added one at a time, each along the shortest augmenting path of
+    reduced costs. Returns cols, with row i matched to column cols[i]."""
+    cost = -np.asarray(gain, dtype=np.float64)
+    n = cost.shape[0]
+    if cost.shape != (n, n):
+        raise ValueError(f"assignment needs a square matrix, got {cost.shape}")
+    INF = np.inf
+    u, v = np.zeros(n + 1), np.zeros(n + 1)     # potentials (index 0: a virtual start)
+    row_of = np.zeros(n + 1, dtype=int)          # row_of[j]: row matched to column j (1-based)
+    for i in range(1, n + 1):
+        row_of[0], j0 = i, 0
+        dist, prev, used = np.full(n + 1, INF), np.zeros(n + 1, dtype=int), np.zeros(n + 1, bool)
+        while row_of[j0]:
+            used[j0] = True
+            i0 = row_of[j0]
+            reduced = cost[i0 - 1] - u[i0] - v[1:]
+            better = ~used[1:] & (reduced < dist[1:])
+            dist[1:][better], prev[1:][better] = reduced[better], j0
+            free = np.where(~used[1:], dist[1:], INF)
+            j1 = int(np.argmin(free)) + 1
+            delta = free[j1 - 1]
+            u[row_of[used]] += delta
+            v[used] -= delta
+            dist[1:][~used[1:]] -= delta
+            j0 = j1
+        while j0:                                # flip the augmenting path
+            j1 = prev[j0]
+            row_of[j0] = row_of[j1]
+            j0 = j1
+    cols = np.empty(n, dtype=int)
+    cols[row_of[1:] - 1] = np.arange(n)
+    return cols
+
+
+def c1_accuracy(model, n_per_value=1000, seed=0, evaluator=None):
+    """How well c1 picks the digit. Returns {"confusion": counts [value][digit],
+    "digit_of_value": the matched digit of each value, "matched_accuracy",
+    "per_value": matched accuracy of each value, "n_per_value"}."""
+    K = model.config.n_cat
+    if K != N_DIGITS:
+        raise ValueError(f"c1 accuracy matches c1's values to the {N_DIGITS} digits; "
+                         f"this model's c1 has {K} values")
+    evaluator = evaluator or load_evaluator()
+    rng = np.random.default_rng(seed)
+    values = np.repeat(np.arange(K), n_per_value)
+    g_in = model.sample_noise(len(values), rng)     # z and c2, c3 from their priors
+    _, cat_part, _ = model.code_slices
+    g_in[:, cat_part] = np.eye(K, dtype=g_in.dtype)[values]
+    digits = evaluator.predict(_generate(model, g_in))
+    confusion = np.zeros((K, N_DIGITS), dtype=int)
+    np.add.at(confusion, (values, digits), 1)
+    digit_of_value = assignment(confusion)
+    hits = confusion[np.arange(K), digit_of_value]
+    return {"confusion": confusion.tolist(), "digit_of_value": digit_of_value.tolist(),
+            "matched_accuracy": float(hits.sum() / confusion.sum()),
+            "per_value": (hits / n_per_value).tolist(), "n_per_value": n_per_value}
+
+
+def _generate(model, g_in, batch_size=2000):
+    out = np.empty((len(g_in), 784), np.float32)
+    for start in range(0, len(g_in), batch_size):
+        out[start:start + batch_size] = model.generate(g_in[start:start + batch_size])
+    if not np.all(np.isfinite(out)):
+        raise ValueError("the generator produced NaN or infinite pixels: its weights have diverged")
+    return out
+
+
+# ------------------------------------------------------------------ slant and width
+
+def slant_and_width(images):
+    """Per image (N, 784) in [−1, 1], from the moments of its ink I = (x + 1)/2:
+
+        slant = −μ11 / μ02       (how far x moves per row: > 0 when the top leans right;
+                                  the minus because rows count downwards)
+        width = sqrt((μ20 − μ11²/μ02) / μ00)
+                                 (the horizontal spread of the ink within each row's
+                                  line of slant, i.e. with the slant taken out, so that
+                                  a leaning 1 does not count as a wide one)
+
+    with μpq = Σ (x − x̄)^p (y − ȳ)^q I over the pixels (x: column, y: row)."""
+    ink = (np.asarray(images, dtype=np.float64).reshape(-1, 28, 28) + 1) / 2
+    ys, xs = np.mgrid[0:28, 0:28].astype(np.float64)
+    m00 = ink.sum(axis=(1, 2)) + 1e-12
+    x_bar = (ink * xs).sum(axis=(1, 2)) / m00
+    y_bar = (ink * ys).sum(axis=(1, 2)) / m00
+    dx = xs[None] - x_bar[:, None, None]
+    dy = ys[None] - y_bar[:, None, None]
+    mu11 = (ink * dx * dy).sum(axis=(1, 2))
+    mu02 = (ink * dy * dy).sum(axis=(1, 2)) + 1e-12
+    mu20 = (ink * dx * dx).sum(axis=(1, 2))
+    slant = -mu11 / mu02
+    width = np.sqrt(np.maximum(mu20 - mu11 ** 2 / mu02, 0) / m00)
+    return slant, width
+
+
+def spearman_rows(measures):
+    """Spearman's ρ between the positions 0…S−1 and each row of ``measures``
+    (n, S): the Pearson correlation of the ranks (ties share their mean rank).
+    A row that does not change at all has ρ = 0."""
+    measures = np.asarray(measures, dtype=np.float64)
+    ranks = _ranks(measures)
+    a = np.arange(measures.shape[1], dtype=np.float64)
+    a -= a.mean()
+    ranks -= ranks.mean(axis=1, keepdims=True)
+    denom = np.sqrt((ranks ** 2).sum(axis=1) * (a ** 2).sum())
+    return np.divide(ranks @ a, denom, out=np.zeros(len(measures)), where=denom > 0)
+
+
+def _ranks(rows):
+    order = np.argsort(rows, axis=1, kind="stable")
+    ranks = np.empty_like(rows)
+    np.put_along_axis(ranks, order, np.arange(rows.shape[1], dtype=np.float64)[None], axis=1)
+    for i, row in enumerate(rows):                      # ties: the mean of their ranks
+        values, inverse, counts = np.unique(row, return_inverse=True, return_counts=True)
+        if len(values) < len(row):
+            sums = np.bincount(inverse, weights=ranks[i])
+            ranks[i] = (sums / counts)[inverse]
+    return ranks
+
+
+def code_sweeps(model, n_z=300, values=SWEEP, seed=0):
+    """For each continuous code: sweep it over ``values`` for n_z fixed draws of
+    z, c1 and the other codes. Returns {"c2": {...}, "c3": {...}} with, per code,
+    the mean Spearman ρ with slant and with width over the n_z draws, their
+    standard errors, and the mean slant and width at each value (the curves)."""
+    M = model.config.n_cont
+    _, _, cont_part = model.code_slices
+    rng = np.random.default_rng(seed)
+    base = model.sample_noise(n_z, rng)
+    result = {}
+    for j in range(M):
+        g_in = np.repeat(base, len(values), axis=0)          # (n_z·S, input): z fixed per row
+        g_in[:, cont_part.start + j] = np.tile(values, n_z)
+        slant, width = slant_and_width(_generate(model, g_in))
+        entry = {"values": list(map(float, values))}
+        for name, measure in (("slant", slant), ("width", width)):
+            rows = measure.reshape(n_z, len(values))
+            rho = spearman_rows(rows)
+            entry[name] = float(rho.mean())
+            entry[f"{name}_se"] = float(rho.std(ddof=1) / np.sqrt(n_z))
+            entry[f"{name}_curve"] = rows.mean(axis=0).tolist()
+        result[f"c{j + 2}"] = entry      # c1 is the categorical code
+    return result
+
+
+def evaluate_codes(model, seed=0, evaluator=None, n_per_value=1000, n_z=300):
+    """c1 accuracy and the continuous codes' sweeps, in one dict."""
+    out = {}
+    if model.config.n_cat:
+        out["c1"] = c1_accuracy(model, n_per_value, seed, evaluator)
+    if model.config.n_cont:
+        out.update(code_sweeps(model, n_z, seed=seed))
+    return out

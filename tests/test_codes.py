@@ -1,0 +1,91 @@
+"""Measures of InfoGAN's codes (npgan.codes): the one-to-one matching, the rank
+correlation, slant and width from image moments, on cases with known answers."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from npgan import InfoGAN, InfoGANConfig
+from npgan.codes import assignment, c1_accuracy, code_sweeps, slant_and_width, spearman_rows
+
+
+@pytest.mark.parametrize("n,seed", [(1, 0), (3, 1), (5, 2), (6, 3), (7, 4)])
+def test_assignment_is_the_best_permutation(n, seed):
+    gain = np.random.default_rng(seed).integers(0, 50, (n, n))
+    cols = assignment(gain)
+    assert sorted(cols) == list(range(n))
+    best = max(sum(gain[i, p[i]] for i in range(n)) for p in itertools.permutations(range(n)))
+    assert sum(gain[i, cols[i]] for i in range(n)) == best
+
+
+def test_assignment_undoes_a_shuffle_of_a_confusion_matrix():
+    rng = np.random.default_rng(0)
+    confusion = np.diag(rng.integers(800, 1000, 10)) + rng.integers(0, 30, (10, 10))
+    perm = rng.permutation(10)
+    cols = assignment(confusion[:, perm])          # value i now lives in column perm⁻¹(i)
+    np.testing.assert_array_equal(perm[cols], np.arange(10))
+    with pytest.raises(ValueError, match="square"):
+        assignment(np.ones((2, 3)))
+
+
+def test_spearman_rows():
+    rows = np.array([[1, 2, 3, 4], [4, 3, 2, 1], [1, 5, 2, 9], [2, 2, 2, 2], [1, 3, 3, 9]], float)
+    rho = spearman_rows(rows)
+    np.testing.assert_allclose(rho[:2], [1, -1])
+    # [1, 5, 2, 9] has ranks [0, 2, 1, 3]: ρ = 1 − 6·Σd²/(n(n²−1)) = 1 − 6·2/60
+    assert rho[2] == pytest.approx(0.8)
+    assert rho[3] == 0                                    # a constant row
+    assert rho[4] == pytest.approx(np.corrcoef([0, 1.5, 1.5, 3], [0, 1, 2, 3])[0, 1])
+
+
+def stroke(shear, half_width, n=1):
+    """A bar of ink: rows 4…23, around column 14 + shear·(14 − row), ±half_width."""
+    ink = np.zeros((28, 28))
+    cols = np.arange(28)
+    for row in range(4, 24):   # anti-aliased, so that every row holds the same ink
+        centre = 14 + shear * (14 - row)
+        ink[row] = np.clip(half_width + 0.5 - np.abs(cols - centre), 0, 1)
+    return np.repeat(ink.reshape(1, 784) * 2 - 1, n, axis=0)
+
+
+def test_slant_and_width_of_drawn_strokes():
+    slants, widths = zip(*(slant_and_width(stroke(s, 1))[0:2] for s in (-0.4, 0, 0.4)))
+    # a bar sheared by s columns per row has slant s; > 0 when its top leans right
+    np.testing.assert_allclose([s[0] for s in slants], [-0.4, 0, 0.4], atol=0.02)
+    # leaning does not make a bar wider; a thicker bar is wider
+    assert widths[0][0] == pytest.approx(widths[1][0], rel=0.1)
+    assert slant_and_width(stroke(0, 3))[1][0] > 1.8 * slant_and_width(stroke(0, 1))[1][0]
+
+
+class FakeEvaluator:
+    """Reads the digit straight off the image: pixel 0 holds (digit − 4.5)/5."""
+
+    def predict(self, images):
+        return np.clip(np.rint(images[:, 0] * 5 + 4.5), 0, 9).astype(int)
+
+
+class ScriptedInfoGAN(InfoGAN):
+    """A 'generator' whose c1 = v draws digit perm[v] and whose c2 sets the slant:
+    a known answer for the measures."""
+
+    perm = np.array([3, 0, 9, 1, 2, 8, 7, 4, 6, 5])
+
+    def generate(self, g_in, labels=None):
+        _, cat, cont = self.code_slices
+        digits = self.perm[g_in[:, cat].argmax(axis=1)]
+        out = np.concatenate([stroke(0.2 * s, 1) for s in g_in[:, cont.start]])
+        out[:, 0] = (digits - 4.5) / 5
+        return out
+
+
+def test_c1_accuracy_and_sweeps_on_a_known_generator():
+    model = ScriptedInfoGAN(InfoGANConfig(g_hidden=(8,), d_hidden=(8,)), seed=0)
+    result = c1_accuracy(model, n_per_value=20, evaluator=FakeEvaluator())
+    assert result["matched_accuracy"] == 1.0
+    assert result["digit_of_value"] == model.perm.tolist()
+    assert np.trace(np.array(result["confusion"])[:, model.perm]) == 200
+    sweeps = code_sweeps(model, n_z=5)
+    assert sweeps["c2"]["slant"] == pytest.approx(1.0)     # c2 turns the slant, always the same way
+    assert sweeps["c3"]["slant"] == 0                       # c3 does nothing here
+    assert sweeps["c2"]["slant_curve"][0] < 0 < sweeps["c2"]["slant_curve"][-1]
