@@ -5,13 +5,21 @@ forward/backward style of layers.py. A convolution is turned into ONE large
 matrix multiply (im2col): every k×k patch of the input becomes a column of a
 matrix, and the kernel a matrix of shape (out channels, C·k·k).
 
-    im2col:  x (B, C, H, W) → cols (C·k·k, B·Ho·Wo)   a strided view, copied once
+    im2col:  x (B, C, H, W) → cols (C·k·k, Ho·Wo·B)   a strided view, copied once
     col2im:  cols → x, adding the k·k shifted copies back (the adjoint of im2col)
 
 Conv2d forward is  Y = W cols(x);  its input gradient is col2im(Wᵀ G).
 ConvTranspose2d is exactly that input gradient run forward:
 Y = col2im(Wᵀ X), and its own input gradient is W cols(G). So the two layers
 share the same two helpers, with the roles swapped.
+
+Speed: inside the two convolution layers the maps are kept channel-first
+and batch-last, (C, H, W, B), so that every im2col copy and every col2im
+addition runs along B contiguous numbers (with NCHW the innermost run would
+be a row of 7 or 14 pixels, and NumPy's per-run overhead would dominate). The
+layers still take and return NCHW arrays; the one transpose at each end
+(``to_chwb``, ``from_chwb``) replaces a copy that is needed anyway (padding,
+the bias).
 
 Weights have PyTorch's shapes: Conv2d (C_out, C_in, k, k), ConvTranspose2d
 (C_in, C_out, k, k), so that the tests can hand the same arrays to torch.
@@ -27,27 +35,41 @@ def conv_out_size(n, k, stride, padding):
     return (n + 2 * padding - k) // stride + 1
 
 
+def to_chwb(x, out):
+    """x (B, C, H, W) → out (C, H, W, B), which may be a strided view (a padded
+    buffer's interior). One channel at a time: each piece fits in the cache."""
+    for c in range(x.shape[1]):
+        out[c] = x[:, c].transpose(1, 2, 0)
+    return out
+
+
+def from_chwb(src, out):
+    """src (C, H, W, B) (any strides) → out (B, C, H, W)."""
+    for c in range(src.shape[0]):
+        out[:, c] = src[c].transpose(2, 0, 1)
+    return out
+
+
 def im2col(xp, k, stride, out_hw, cols):
-    """Patches of the padded input xp (B, C, Hp, Wp) into cols (C, k, k, B, Ho, Wo):
-    cols[c, i, j, b, u, v] = xp[b, c, stride·u + i, stride·v + j]. One strided copy."""
-    B, C = xp.shape[:2]
+    """Patches of the padded map xp (C, Hp, Wp, B) into cols (C, k, k, Ho, Wo, B):
+    cols[c, i, j, u, v, b] = xp[c, stride·u + i, stride·v + j, b]. One strided copy."""
+    C, B = xp.shape[0], xp.shape[3]
     Ho, Wo = out_hw
-    sb, sc, sh, sw = xp.strides
-    patches = as_strided(xp, (C, k, k, B, Ho, Wo), (sc, sh, sw, sb, stride * sh, stride * sw),
+    sc, sh, sw, sb = xp.strides
+    patches = as_strided(xp, (C, k, k, Ho, Wo, B), (sc, sh, sw, stride * sh, stride * sw, sb),
                          writeable=False)
     np.copyto(cols, patches)
     return cols
 
 
 def col2im(cols, stride, xp):
-    """The adjoint of im2col: xp (B, C, Hp, Wp) = Σ_ij of cols[:, i, j] added at the
+    """The adjoint of im2col: xp (C, Hp, Wp, B) = Σ_ij cols[:, i, j] added at the
     shifted, strided positions. k·k strided additions (the patches overlap)."""
-    C, k, _, B, Ho, Wo = cols.shape
+    C, k, _, Ho, Wo, B = cols.shape
     xp[...] = 0
     for i in range(k):
         for j in range(k):
-            window = xp[:, :, i:i + stride * (Ho - 1) + 1:stride, j:j + stride * (Wo - 1) + 1:stride]
-            window += cols[:, i, j].transpose(1, 0, 2, 3)   # (C, B, Ho, Wo) → (B, C, Ho, Wo)
+            xp[:, i:i + stride * (Ho - 1) + 1:stride, j:j + stride * (Wo - 1) + 1:stride] += cols[:, i, j]
     return xp
 
 
@@ -59,7 +81,7 @@ def _kernel_init(rng, shape, fan_in, gain, dtype):
 class Conv2d(Layer):
     """y[b, f] = Σ_c W[f, c] ⋆ x[b, c] + bias[f], with stride s and zero padding p.
 
-    Ho = (H + 2p − k) // s + 1. Backward, with G = dL/dy as a (F, B·Ho·Wo) matrix:
+    Ho = (H + 2p − k) // s + 1. Backward, with G = dL/dy as a (F, Ho·Wo·B) matrix:
         dL/dW = G colsᵀ,   dL/db = Σ G,   dL/dx = col2im(Wᵀ G)
     """
 
@@ -80,22 +102,20 @@ class Conv2d(Layer):
         k, s, p, F = self.k, self.stride, self.padding, self.W.shape[0]
         Ho, Wo = conv_out_size(H, k, s, p), conv_out_size(W, k, s, p)
         dt = self.W.dtype
-        xp = self._buffer("xp", (B, C, H + 2 * p, W + 2 * p), dt)   # borders stay 0
-        xp[:, :, p:p + H, p:p + W] = x
-        self.cols = im2col(xp, k, s, (Ho, Wo), self._buffer("cols", (C, k, k, B, Ho, Wo), dt))
+        xp = self._buffer("xp", (C, H + 2 * p, W + 2 * p, B), dt)   # borders stay 0
+        to_chwb(x, xp[:, p:p + H, p:p + W])
+        self.cols = im2col(xp, k, s, (Ho, Wo), self._buffer("cols", (C, k, k, Ho, Wo, B), dt))
         self.x_shape, self.out_hw = x.shape, (Ho, Wo)
-        y_mat = self._buffer("y_mat", (F, B, Ho, Wo), dt)
+        y_mat = self._buffer("y_mat", (F, Ho, Wo, B), dt)
         np.matmul(self.W.reshape(F, -1), self.cols.reshape(C * k * k, -1), out=y_mat.reshape(F, -1))
-        y = self._buffer("y", (B, F, Ho, Wo), dt)
-        np.add(y_mat.transpose(1, 0, 2, 3), self.b[:, None, None], out=y)
-        return y
+        y_mat += self.b[:, None, None, None]
+        return from_chwb(y_mat, self._buffer("y", (B, F, Ho, Wo), dt))
 
     def backward(self, grad, param_grads=True, input_grad=True):
         B, C, H, W = self.x_shape
         k, s, p, F = self.k, self.stride, self.padding, self.W.shape[0]
         dt = self.W.dtype
-        g_mat = self._buffer("g_mat", (F, B) + self.out_hw, dt)
-        np.copyto(g_mat, grad.transpose(1, 0, 2, 3))
+        g_mat = to_chwb(grad, self._buffer("g_mat", (F,) + self.out_hw + (B,), dt))
         g2 = g_mat.reshape(F, -1)
         if param_grads:
             np.matmul(g2, self.cols.reshape(C * k * k, -1).T, out=self.dW.reshape(F, -1))
@@ -104,10 +124,8 @@ class Conv2d(Layer):
             return None
         dcols = self._buffer("dcols", self.cols.shape, dt)
         np.matmul(self.W.reshape(F, -1).T, g2, out=dcols.reshape(C * k * k, -1))
-        dxp = col2im(dcols, s, self._buffer("dxp", (B, C, H + 2 * p, W + 2 * p), dt))
-        dx = self._buffer("dx", self.x_shape, dt)
-        np.copyto(dx, dxp[:, :, p:p + H, p:p + W])
-        return dx
+        dxp = col2im(dcols, s, self._buffer("dxp", (C, H + 2 * p, W + 2 * p, B), dt))
+        return from_chwb(dxp[:, p:p + H, p:p + W], self._buffer("dx", self.x_shape, dt))
 
 
 class ConvTranspose2d(Layer):
@@ -116,7 +134,7 @@ class ConvTranspose2d(Layer):
     stride s; overlapping stamps add up; p rows/columns are cropped off each border.
 
     Ho = (H − 1)·s − 2p + k   (7 → 14 for k = 4, s = 2, p = 1).
-    Forward:  y = crop(col2im(Wᵀ X)) + bias, X the input as a (C_in, B·H·W) matrix.
+    Forward:  y = crop(col2im(Wᵀ X)) + bias, X the input as a (C_in, H·W·B) matrix.
     Backward: with cols = im2col(pad(G)):  dL/dW = X colsᵀ,  dL/dx = W cols.
     """
 
@@ -139,34 +157,31 @@ class ConvTranspose2d(Layer):
         Hf, Wf = (H - 1) * s + k, (W - 1) * s + k     # before cropping the padding
         dt = self.W.dtype
         self.x_shape, self.full_hw = x.shape, (Hf, Wf)
-        x_mat = self.x_mat = self._buffer("x_mat", (C, B, H, W), dt)
-        np.copyto(x_mat, x.transpose(1, 0, 2, 3))
-        cols = self._buffer("cols", (F, k, k, B, H, W), dt)
+        x_mat = self.x_mat = to_chwb(x, self._buffer("x_mat", (C, H, W, B), dt))
+        cols = self._buffer("cols", (F, k, k, H, W, B), dt)
         np.matmul(self.W.reshape(C, -1).T, x_mat.reshape(C, -1), out=cols.reshape(F * k * k, -1))
-        yp = col2im(cols, s, self._buffer("yp", (B, F, Hf, Wf), dt))
-        y = self._buffer("y", (B, F, Hf - 2 * p, Wf - 2 * p), dt)
-        np.add(yp[:, :, p:Hf - p, p:Wf - p], self.b[:, None, None], out=y)
-        return y
+        yp = col2im(cols, s, self._buffer("yp", (F, Hf, Wf, B), dt))
+        inner = yp[:, p:Hf - p, p:Wf - p]
+        inner += self.b[:, None, None, None]
+        return from_chwb(inner, self._buffer("y", (B, F, Hf - 2 * p, Wf - 2 * p), dt))
 
     def backward(self, grad, param_grads=True, input_grad=True):
         B, C, H, W = self.x_shape
         k, s, p, F = self.k, self.stride, self.padding, self.W.shape[1]
         Hf, Wf = self.full_hw
         dt = self.W.dtype
-        gp = self._buffer("gp", (B, F, Hf, Wf), dt)    # borders stay 0
-        gp[:, :, p:Hf - p, p:Wf - p] = grad
-        cols = im2col(gp, k, s, (H, W), self._buffer("gcols", (F, k, k, B, H, W), dt))
+        gp = self._buffer("gp", (F, Hf, Wf, B), dt)    # borders stay 0
+        to_chwb(grad, gp[:, p:Hf - p, p:Wf - p])
+        cols = im2col(gp, k, s, (H, W), self._buffer("gcols", (F, k, k, H, W, B), dt))
         c2 = cols.reshape(F * k * k, -1)
         if param_grads:
             np.matmul(self.x_mat.reshape(C, -1), c2.T, out=self.dW.reshape(C, -1))
             np.sum(grad, axis=(0, 2, 3), out=self.db)
         if not input_grad:
             return None
-        dx_mat = self._buffer("dx_mat", (C, B, H, W), dt)
+        dx_mat = self._buffer("dx_mat", (C, H, W, B), dt)
         np.matmul(self.W.reshape(C, -1), c2, out=dx_mat.reshape(C, -1))
-        dx = self._buffer("dx", self.x_shape, dt)
-        np.copyto(dx, dx_mat.transpose(1, 0, 2, 3))
-        return dx
+        return from_chwb(dx_mat, self._buffer("dx", self.x_shape, dt))
 
 
 class BatchNorm(Layer):
