@@ -56,7 +56,7 @@ ERROR_CASES = [
     ("label -1", ["sample", "--checkpoint", "{cgan}", "--label", "-1", "--out", "{tmp}/s.npy"],
      ["--label must be a digit"]),
     ("label for a GAN", ["sample", "--checkpoint", "{gan}", "--label", "3", "--out", "{tmp}/s.npy"],
-     ["plain GAN"]),
+     ["--label needs a CGAN checkpoint; this one is a GAN"]),
     ("missing checkpoint", ["sample", "--checkpoint", "{tmp}/nope.npz", "--out", "{tmp}/s.npy"],
      ["no such checkpoint file"]),
     ("garbage checkpoint", ["sample", "--checkpoint", "{garbage}", "--out", "{tmp}/s.npy"],

@@ -224,3 +224,46 @@ def test_trains_without_labels_and_checkpoints_round_trip(tmp_path):
     probs, means = loaded.read_codes(loaded.generate(g_in))
     assert probs.shape == (5, 10) and means.shape == (5, 2)
     np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-6)
+
+
+@pytest.fixture
+def info_checkpoint(tmp_path):
+    cfg = InfoGANConfig(g_hidden=(16,), d_hidden=(16,))
+    return checkpoint.save(InfoGAN(cfg, seed=0), tmp_path / "info.npz", epoch=0, seed=0)
+
+
+def test_cli_sample_sets_codes_and_keeps_the_rest(run_cli, info_checkpoint, tmp_path):
+    """With one --seed, z and the codes not given are the same whatever codes are set:
+    a sweep of c2 changes the samples only through c2."""
+    outs = []
+    for value in ("-2", "2"):
+        out = tmp_path / f"c2_{value}.npy"
+        r = run_cli("sample", "--checkpoint", info_checkpoint, "--n", 6, "--seed", 5,
+                    "--code", "c1=3", "--code", f"c2={value}", "--out", out)
+        assert r.returncode == 0, r.stderr
+        outs.append(np.load(out))
+    assert outs[0].shape == (6, 28, 28) and not np.array_equal(outs[0], outs[1])
+    model, _ = checkpoint.load(info_checkpoint)
+    g_in = model.set_codes(model.sample_noise(6, np.random.default_rng(5)), {"c1": 3, "c2": 2.0})
+    from npgan.plot import to_uint8
+    np.testing.assert_array_equal(outs[1], to_uint8(model.generate(g_in)).reshape(-1, 28, 28))
+
+
+@pytest.mark.parametrize("code,message", [
+    ("c4=1", "unknown code 'c4': this model has c1, c2, c3"),
+    ("c1=10", "c1 must be a whole number 0–9, got 10.0"),
+    ("c1=2.5", "c1 must be a whole number 0–9"),
+    ("c2=inf", "c2 must be a finite number"),
+    ("c2", "expected NAME=VALUE such as c1=3 or c2=0.5"),
+])
+def test_cli_sample_rejects_bad_codes_in_one_line(run_cli, info_checkpoint, tmp_path, code, message):
+    r = run_cli("sample", "--checkpoint", info_checkpoint, "--code", code, "--out", tmp_path / "x.npy")
+    assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "x.npy").exists()
+
+
+def test_cli_code_on_a_model_without_codes(run_cli, tmp_path):
+    from npgan import GANConfig, build
+    path = checkpoint.save(build(GANConfig(g_hidden=(8,), d_hidden=(8,))), tmp_path / "gan.npz")
+    r = run_cli("sample", "--checkpoint", path, "--code", "c1=1", "--out", tmp_path / "x.npy")
+    assert r.returncode == 2 and "--code needs an InfoGAN checkpoint; this one is a GAN" in r.stderr

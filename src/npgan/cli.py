@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, data
+from . import checkpoint, data, models
 from .files import atomic_write
 from .models import BOOK_EPOCHS, book_config
 from .plot import save_png, to_uint8
@@ -33,6 +33,17 @@ def _epoch_list(text):
     if any(e < 0 for e in epochs):
         raise argparse.ArgumentTypeError("epochs cannot be negative")
     return epochs
+
+
+def _code(text):
+    name, sep, value = text.partition("=")
+    try:
+        if not sep or not name.strip():
+            raise ValueError
+        return name.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE such as c1=3 or c2=0.5, "
+                                         f"got {text!r}") from None
 
 
 def _writable_dir(path):
@@ -106,7 +117,10 @@ def cmd_sample(args):
     except checkpoint.CheckpointError as err:
         raise UsageError(str(err)) from None
     if args.label is not None and not model.conditional:
-        raise UsageError("--label needs a CGAN checkpoint; this one is a plain GAN")
+        raise UsageError(f"--label needs a CGAN checkpoint; this one is a {model.name.upper()}")
+    if args.code and not hasattr(model, "set_codes"):
+        raise UsageError(f"--code needs an InfoGAN checkpoint; this one is a {model.name.upper()}, "
+                         "which has no codes")
     if args.label is not None and not 0 <= args.label < model.config.n_classes:
         raise UsageError(f"--label must be a digit 0–{model.config.n_classes - 1}, got {args.label}")
     if args.n < 1:
@@ -120,7 +134,13 @@ def cmd_sample(args):
     labels = None
     if model.conditional:
         labels = np.full(args.n, args.label) if args.label is not None else np.arange(args.n) % 10
-    images = to_uint8(model.generate(model.sample_noise(args.n, rng), labels)).reshape(-1, 28, 28)
+    g_in = model.sample_noise(args.n, rng)
+    if args.code:  # z and every code are drawn first, so a sweep changes only the set codes
+        try:
+            model.set_codes(g_in, dict(args.code))
+        except ValueError as err:
+            raise UsageError(f"--code: {err}") from None
+    images = to_uint8(model.generate(g_in, labels)).reshape(-1, 28, 28)
     try:
         with atomic_write(out) as f:
             np.save(f, images)
@@ -161,7 +181,7 @@ def cmd_evaluate(args):
 
 
 def make_parser():
-    parser = Parser(prog="python -m npgan", description="A small NumPy GAN/CGAN for MNIST (第21章).")
+    parser = Parser(prog="python -m npgan", description="A small NumPy GAN, CGAN and InfoGAN for MNIST (第21章).")
     parser.add_argument("--data-dir", default=None,
                         help="MNIST cache folder (default: $NPGAN_DATA or ~/.cache/npgan)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -171,8 +191,8 @@ def make_parser():
                    help="also train and cache the MNIST classifier that `evaluate` uses (once, a few minutes)")
     p.set_defaults(func=cmd_fetch)
 
-    p = sub.add_parser("train", help="train a GAN or CGAN on MNIST with the book's settings")
-    p.add_argument("--model", choices=("gan", "cgan"), default="gan")
+    p = sub.add_parser("train", help="train a model of the chapter on MNIST with the book's settings")
+    p.add_argument("--model", choices=models.names(), default="gan")
     p.add_argument("--epochs", type=int, default=None,
                    help=f"default: the book's ({', '.join(f'{k} {v}' for k, v in BOOK_EPOCHS.items())})")
     p.add_argument("--seed", type=int, default=0)
@@ -189,6 +209,9 @@ def make_parser():
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--label", type=int, default=None, help="CGAN: the digit to draw (default: 0–9 in turn)")
+    p.add_argument("--code", type=_code, action="append", default=[], metavar="NAME=VALUE",
+                   help="InfoGAN: set a code in every sample, e.g. --code c1=3 --code c2=0.5 "
+                        "(repeatable; codes not given are drawn from their prior)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output .npy: uint8 (N, 28, 28), 0–255")
     p.set_defaults(func=cmd_sample)

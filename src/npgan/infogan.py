@@ -119,6 +119,32 @@ class InfoGAN(GAN):
         out[:, cont_part] = cont
         return out
 
+    @property
+    def code_names(self):
+        """The codes' names as the chapter writes them: c1 (categorical), c2, c3, …"""
+        first = 2 if self.config.n_cat else 1
+        return (("c1",) if self.config.n_cat else ()) + tuple(
+            f"c{first + j}" for j in range(self.config.n_cont))
+
+    def set_codes(self, g_in, codes):
+        """Overwrite the codes named in ``codes`` ({"c1": 3, "c2": 0.5}) in every
+        row of G's input ``g_in`` (in place); the rest of each row is left as drawn."""
+        _, cat_part, cont_part = self.code_slices
+        for name, value in codes.items():
+            if name not in self.code_names:
+                raise ValueError(f"unknown code {name!r}: this model has {', '.join(self.code_names)}")
+            if name == "c1" and self.config.n_cat:
+                if float(value) != int(value) or not 0 <= int(value) < self.config.n_cat:
+                    raise ValueError(f"c1 must be a whole number 0–{self.config.n_cat - 1}, got {value}")
+                g_in[:, cat_part] = 0
+                g_in[:, cat_part.start + int(value)] = 1
+            else:
+                if not np.isfinite(float(value)):
+                    raise ValueError(f"{name} must be a finite number, got {value}")
+                j = self.code_names.index(name) - (1 if self.config.n_cat else 0)
+                g_in[:, cont_part.start + j] = float(value)
+        return g_in
+
     def code_grid(self, rng, n_per_row=10):
         """The snapshot grid's inputs: row r has c1 = r, columns differ in z,
         the continuous codes are 0."""
