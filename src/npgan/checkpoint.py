@@ -24,6 +24,10 @@ def save(model, path, epoch=None, seed=None):
             "epoch": epoch, "seed": seed}
     arrays = {"meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
               "G": model.G.flat_params, "D": model.D.flat_params}
+    for net in ("G", "D"):   # layer state that is not trained: BatchNorm's running statistics
+        buffers = getattr(getattr(model, net), "flat_buffers", None)
+        if buffers is not None and buffers.size:
+            arrays[f"{net}_buffers"] = buffers
     for net, opt in (("G", model.opt_g), ("D", model.opt_d)):
         for key, value in opt.state().items():
             arrays[f"opt_{net}_{key}"] = value
@@ -54,6 +58,13 @@ def load(path):
                     raise ValueError(f"{net_name} has {weights.size} weights, the config expects "
                                      f"{net.flat_params.size}")
                 net.flat_params[...] = weights
+                buffers = getattr(net, "flat_buffers", None)
+                if buffers is not None and buffers.size:
+                    stored = data[f"{net_name}_buffers"]
+                    if stored.shape != buffers.shape:
+                        raise ValueError(f"{net_name} has {stored.size} running statistics, "
+                                         f"the config expects {buffers.size}")
+                    buffers[...] = stored
                 opt = model.opt_g if net_name == "G" else model.opt_d
                 for key, value in opt.state().items():
                     stored = data[f"opt_{net_name}_{key}"]

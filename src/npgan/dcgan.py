@@ -1,0 +1,112 @@
+"""DCGAN: a convolutional GAN for 28×28 images (chapter 21.4; Radford et al. 2016).
+
+    G: z → Linear → C1×7×7 (BN, ReLU) → ConvT 4×4 s2 → C2×14×14 (BN, ReLU)
+         → ConvT 4×4 s2 → 1×28×28, tanh
+    D: 1×28×28 → Conv 4×4 s2 → D1×14×14 (LeakyReLU 0.2)
+         → Conv 4×4 s2 → D2×7×7 (BN, LeakyReLU 0.2) → Linear → logit
+
+At the interface everything is as in the MLP GAN: images are flat (B, 784)
+rows in [−1, 1], G and D are ``layers.Sequential`` networks (a Reshape inside D
+and a Flatten at the end of G), and GAN.train_step runs unchanged. So
+npgan.train, checkpoint, plot and metrics work with a DCGAN as they are.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import models
+from .conv import BatchNorm, Conv2d, ConvTranspose2d, Flatten, Reshape
+from .gan import GAN, GANConfig
+from .layers import LeakyReLU, Linear, ReLU, Sequential, Tanh
+
+
+@dataclass
+class DCGANConfig(GANConfig):
+    """GANConfig plus the convolutional widths. Of GANConfig, ``g_hidden``,
+    ``d_hidden`` and ``activation`` are unused: G uses ReLU and D LeakyReLU, as
+    DCGAN's guidelines say."""
+
+    g_channels: tuple = (64, 32)    # G's channels at 7×7 and at 14×14
+    d_channels: tuple = (32, 64)    # D's channels at 14×14 and at 7×7
+    batch_norm: bool = True         # BN in G (both hidden maps) and in D (second conv)
+    d_bn_batches: str = "separate"  # D's BN statistics: real and fake halves apart, or "mixed"
+    d_dropout: float = 0.0          # DCGAN has no dropout
+    g_hidden: tuple = ()
+    d_hidden: tuple = ()
+
+    @classmethod
+    def from_json(cls, text):
+        config = super().from_json(text)
+        config.g_channels, config.d_channels = tuple(config.g_channels), tuple(config.d_channels)
+        return config
+
+
+def build_generator(cfg, rng, dtype):
+    c1, c2 = cfg.g_channels
+    bn = cfg.batch_norm
+    layers = [Linear(cfg.latent_dim, c1 * 7 * 7, rng, "he", dtype=dtype), Reshape(c1, 7, 7)]
+    layers += [BatchNorm(c1, dtype=dtype)] if bn else []
+    layers += [ReLU(), ConvTranspose2d(c1, c2, 4, 2, 1, rng, dtype=dtype)]
+    layers += [BatchNorm(c2, dtype=dtype)] if bn else []
+    layers += [ReLU(), ConvTranspose2d(c2, 1, 4, 2, 1, rng, gain=1.0, dtype=dtype), Tanh(),
+               Flatten()]
+    return Sequential(layers)
+
+
+def build_discriminator(cfg, rng, dtype):
+    d1, d2 = cfg.d_channels
+    slope = cfg.leaky_slope
+    gain = np.sqrt(2 / (1 + slope**2))
+    layers = [Reshape(1, 28, 28), Conv2d(1, d1, 4, 2, 1, rng, gain, dtype), LeakyReLU(slope),
+              Conv2d(d1, d2, 4, 2, 1, rng, gain, dtype)]
+    layers += [BatchNorm(d2, dtype=dtype)] if cfg.batch_norm else []
+    layers += [LeakyReLU(slope), Flatten(), Linear(d2 * 7 * 7, 1, rng, "xavier", dtype=dtype)]
+    return Sequential(layers)
+
+
+class DCGAN(GAN):
+    """A GAN whose G and D are convolutional; trained by GAN.train_step."""
+
+    name = "dcgan"
+
+    @staticmethod
+    def accepts(config):
+        return isinstance(config, DCGANConfig) and config.n_classes == 0
+
+    def __init__(self, config=None, seed=0):
+        self.config = config = config or DCGANConfig()
+        if config.n_classes:
+            raise ValueError("the DCGAN here is unconditional: use n_classes=0")
+        if len(config.g_channels) != 2 or len(config.d_channels) != 2:
+            raise ValueError(f"g_channels and d_channels need two widths each, got "
+                             f"{config.g_channels} and {config.d_channels}")
+        if config.d_bn_batches not in ("separate", "mixed"):
+            raise ValueError(f"d_bn_batches must be 'separate' or 'mixed', got {config.d_bn_batches!r}")
+        super().__init__(config, seed)
+
+    def build_networks(self):
+        return (build_generator(self.config, self.rng, self.dtype),
+                build_discriminator(self.config, self.rng, self.dtype))
+
+    def train_step(self, x_real, labels=None):
+        """GAN.train_step, with D's batch normalisation told how to treat its batch.
+
+        The D step feeds D one batch of 2B rows, real on top and fakes below.
+        With "separate" each half is normalised with its own statistics, as
+        DCGAN's code and most of its successors do (a batch of reals, then a
+        batch of fakes): then the fakes are normalised the same way in the D
+        step and in the G step (where D sees the B fakes alone), and D cannot
+        tell the two apart by how the other half shifted the batch mean.
+        "mixed" normalises all 2B rows together.
+        """
+        group = x_real.shape[0] if self.config.d_bn_batches == "separate" else None
+        for layer in self.D.layers:
+            if isinstance(layer, BatchNorm):
+                layer.group_size = group
+        return super().train_step(x_real, labels)
+
+
+# The book's recipe: see DCGANConfig's defaults (chosen in chapter 21.4 from
+# the measured speed and quality).
+models.register("dcgan", DCGANConfig, DCGAN, DCGANConfig, book_epochs=10)

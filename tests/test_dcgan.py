@@ -1,0 +1,262 @@
+"""The DCGAN (npgan/dcgan.py): its D step and G step against finite differences
+(float64, a tiny config) and against PyTorch autograd on identical weights,
+written here layer by layer with torch.nn.functional; evaluation-mode
+generation with BatchNorm's running statistics; checkpoints."""
+
+import numpy as np
+import pytest
+
+from npgan import DCGAN, DCGANConfig, build, checkpoint
+from npgan.conv import BatchNorm, Conv2d, ConvTranspose2d, Flatten, Reshape
+from npgan.layers import LeakyReLU, Linear, ReLU, Tanh
+
+B = 3
+
+
+def tiny(**overrides):
+    settings = dict(dtype="float64", latent_dim=4, g_channels=(3, 2), d_channels=(2, 3),
+                    batch_size=B, real_label=0.9)
+    settings.update(overrides)
+    return DCGANConfig(**settings)
+
+
+def signs_of(*nets):
+    """Which side of its kink every ReLU/LeakyReLU unit is on (after a forward pass)."""
+    return [layer.y > 0 for net in nets for layer in net.layers
+            if isinstance(layer, (ReLU, LeakyReLU))]
+
+
+def prepared(cfg, seed=4):
+    """A model after one ordinary step (Adam state, moved weights, BN running stats),
+    with non-zero biases, and the record of a second step."""
+    model = build(cfg, seed=seed)
+    assert isinstance(model, DCGAN)
+    rng = np.random.default_rng(7)
+    for net in (model.G, model.D):
+        for layer in net.layers:
+            if isinstance(layer, (Linear, Conv2d, ConvTranspose2d)):
+                layer.b[...] = rng.normal(0, 0.1, layer.b.shape)
+    model.train_step(rng.uniform(-1, 1, (B, 784)))
+    return model, rng
+
+
+def record_step(model, x_real):
+    """model.train_step with the optimizers' steps wrapped: the flat gradients each
+    optimizer received, the weights before/after, D's and G's inputs."""
+    rec = {"thD0": model.D.flat_params.copy(), "thG0": model.G.flat_params.copy()}
+    step_d, step_g = model.opt_d.step, model.opt_g.step
+
+    def wrapped_d():
+        rec["gD"] = model.D.flat_grads.copy()
+        step_d()
+        rec["thD1"] = model.D.flat_params.copy()
+
+    def wrapped_g():
+        rec["gG"] = model.G.flat_grads.copy()
+        rec["thD_at_g"] = model.D.flat_params.copy()
+        step_g()
+
+    model.opt_d.step, model.opt_g.step = wrapped_d, wrapped_g
+    try:
+        rec["losses"] = model.train_step(x_real)
+    finally:
+        model.opt_d.step, model.opt_g.step = step_d, step_g
+    n, dt = x_real.shape[0], model.dtype
+    rec["d_in"] = model._buffers[("d_in", (2 * n, 784), dt)].copy()
+    rec["g_in"] = model._buffers[("g_in", (n, model.config.latent_dim), dt)].copy()
+    rec["thD_end"] = model.D.flat_params.copy()
+    return rec
+
+
+def softplus(z):
+    return np.logaddexp(0.0, z)
+
+
+CASES = {"BN separate": {}, "BN mixed": dict(d_bn_batches="mixed"),
+         "no BN": dict(batch_norm=False)}
+SEEDS = {"no BN": 9}   # seeds whose finite differences cross no ReLU kink
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_dcgan_train_step_gradients_match_finite_differences(gc, case):
+    cfg = tiny(**CASES[case])
+    model, rng = prepared(cfg, seed=SEEDS.get(case, 4))
+    x_real = rng.uniform(-1, 1, (B, 784))
+    rec = record_step(model, x_real)
+    d_in, g_in = rec["d_in"], rec["g_in"]
+    np.testing.assert_array_equal(d_in[:B], x_real)
+    np.testing.assert_array_equal(rec["thD_at_g"], rec["thD1"])
+    np.testing.assert_array_equal(rec["thD_end"], rec["thD1"])   # the G step leaves D alone
+
+    # --- D step: the loss as a function of D's weights (npgan's forward pass,
+    # which test_conv.py checks against torch), at the weights before the update
+    targets = np.r_[np.full(B, cfg.real_label), np.zeros(B)][:, None]
+    D, G = model.D, model.G
+    D.flat_params[...] = rec["thD0"]
+    watch = gc.KinkWatch()
+
+    def d_loss():
+        z = D.forward(d_in)
+        watch.check(signs_of(D))
+        return float(np.mean(softplus(z) - targets * z))
+
+    assert rec["losses"][0] == pytest.approx(d_loss(), rel=1e-12)
+    err_d = gc.rel_error(rec["gD"], gc.fd_gradient(d_loss, D.flat_params))
+
+    # --- G step: through the UPDATED D, fakes alone in D's batch
+    D.flat_params[...] = rec["thD1"]
+    G.flat_params[...] = rec["thG0"]
+    watch_g = gc.KinkWatch()
+
+    def g_loss():
+        z = D.forward(G.forward(g_in))
+        watch_g.check(signs_of(G, D))
+        return float(np.mean(softplus(-z)))
+
+    assert rec["losses"][1] == pytest.approx(g_loss(), rel=1e-12)
+    err_g = gc.rel_error(rec["gG"], gc.fd_gradient(g_loss, G.flat_params))
+    assert watch.crossings == watch_g.crossings == 0, "a ReLU kink was crossed: change the seed"
+    gc.measured(f"FD DCGAN train_step D grads [{case}]", err_d)
+    gc.measured(f"FD DCGAN train_step G grads (through D) [{case}]", err_g)
+    assert err_d < 1e-6 and err_g < 1e-6, (err_d, err_g)
+
+
+# ---------------------------------------------------------------- PyTorch twin
+
+def torch_params(net, theta, torch):
+    """Leaf tensors for every parameter of ``net``, cut from the flat vector theta
+    in Sequential's order."""
+    out, start = [], 0
+    for layer in net.layers:
+        tensors = []
+        for name in layer.params:
+            shape = getattr(layer, name).shape
+            size = int(np.prod(shape))
+            tensors.append(torch.tensor(theta[start:start + size].reshape(shape).copy(),
+                                        requires_grad=True))
+            start += size
+        out.append(tensors)
+    assert start == theta.size
+    return out
+
+
+def torch_forward(net, params, x, torch, train=True, groups=1):
+    """The same network in torch.nn.functional, layer by layer. ``groups``: D's
+    batch normalised in that many equal parts, each on its own (separate batches)."""
+    F = torch.nn.functional
+    for layer, p in zip(net.layers, params):
+        if isinstance(layer, Linear):
+            x = x @ p[0] + p[1]
+        elif isinstance(layer, Flatten):
+            x = x.reshape(x.shape[0], -1)
+        elif isinstance(layer, Reshape):
+            x = x.reshape(x.shape[0], *layer.shape)
+        elif isinstance(layer, Conv2d):
+            x = F.conv2d(x, p[0], p[1], stride=layer.stride, padding=layer.padding)
+        elif isinstance(layer, ConvTranspose2d):
+            x = F.conv_transpose2d(x, p[0], p[1], stride=layer.stride, padding=layer.padding)
+        elif isinstance(layer, BatchNorm):
+            if train:
+                x = torch.cat([F.batch_norm(part, None, None, p[0], p[1], training=True, eps=layer.eps)
+                               for part in x.chunk(groups)])
+            else:
+                x = F.batch_norm(x, torch.tensor(layer.running_mean), torch.tensor(layer.running_var),
+                                 p[0], p[1], training=False, eps=layer.eps)
+        elif isinstance(layer, LeakyReLU):
+            x = F.leaky_relu(x, layer.slope)
+        elif isinstance(layer, ReLU):
+            x = F.relu(x)
+        elif isinstance(layer, Tanh):
+            x = torch.tanh(x)
+        else:
+            raise TypeError(type(layer).__name__)
+    return x
+
+
+def flat_grad(params, torch):
+    return torch.cat([t.grad.reshape(-1) for layer in params for t in layer]).numpy()
+
+
+@pytest.mark.parametrize("case", ["BN separate", "BN mixed"])
+def test_dcgan_train_step_matches_torch(gc, case):
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed")
+    F = torch.nn.functional
+    n = 16
+    cfg = DCGANConfig(dtype="float64", batch_size=n, **CASES[case])   # the book's widths
+    model = build(cfg, seed=1)
+    rng = np.random.default_rng(2)
+    model.train_step(rng.uniform(-1, 1, (n, 784)))
+    x_real = rng.uniform(-1, 1, (n, 784))
+    rec = record_step(model, x_real)
+    groups = 2 if cfg.d_bn_batches == "separate" else 1
+
+    pg = torch_params(model.G, rec["thG0"], torch)
+    fake = torch_forward(model.G, pg, torch.from_numpy(rec["g_in"]), torch)
+    np.testing.assert_allclose(rec["d_in"][n:], fake.detach().numpy(), rtol=0, atol=1e-12)
+    pd = torch_params(model.D, rec["thD0"], torch)
+    d_in = torch.cat([torch.from_numpy(x_real), fake.detach()])
+    targets = torch.cat([torch.full((n, 1), cfg.real_label, dtype=torch.float64),
+                         torch.zeros(n, 1, dtype=torch.float64)])
+    loss_d = F.binary_cross_entropy_with_logits(torch_forward(model.D, pd, d_in, torch,
+                                                              groups=groups), targets)
+    loss_d.backward()
+    pd1 = torch_params(model.D, rec["thD1"], torch)
+    loss_g = F.binary_cross_entropy_with_logits(torch_forward(model.D, pd1, fake, torch),
+                                                torch.ones(n, 1, dtype=torch.float64))
+    loss_g.backward()
+    assert rec["losses"][0] == pytest.approx(loss_d.item(), rel=1e-12)
+    assert rec["losses"][1] == pytest.approx(loss_g.item(), rel=1e-12)
+    err_d = gc.rel_error(rec["gD"], flat_grad(pd, torch))
+    err_g = gc.rel_error(rec["gG"], flat_grad(pg, torch))
+    gc.measured(f"torch DCGAN D grads [{case}]", err_d)
+    gc.measured(f"torch DCGAN G grads [{case}]", err_g)
+    assert err_d < 1e-10 and err_g < 1e-10, (err_d, err_g)
+
+
+def test_generation_uses_running_statistics(gc):
+    """G(z) with train=False: BatchNorm with its running mean and variance, as torch's
+    eval mode; it differs from the batch-statistics output of the same z."""
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed")
+    model = build(DCGANConfig(dtype="float64", batch_size=8), seed=3)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        model.train_step(rng.uniform(-1, 1, (8, 784)))
+    bn = [layer for layer in model.G.layers if isinstance(layer, BatchNorm)]
+    assert all(np.any(layer.running_var != 1) for layer in bn)
+    z = model.sample_noise(5, np.random.default_rng(1))
+    images = model.generate(z)
+    assert images.shape == (5, 784) and np.abs(images).max() <= 1
+    expected = torch_forward(model.G, torch_params(model.G, model.G.flat_params, torch),
+                             torch.from_numpy(z), torch, train=False).detach().numpy()
+    err = gc.rel_error(images, expected)
+    gc.measured("torch DCGAN eval-mode G(z)", err)
+    assert err < 1e-12
+    assert not np.allclose(images, model.G.forward(z, train=True))
+    # evaluation leaves the running statistics alone
+    before = model.G.flat_buffers.copy()
+    model.generate(z)
+    np.testing.assert_array_equal(model.G.flat_buffers, before)
+
+
+def test_checkpoint_round_trip_keeps_running_statistics(tmp_path):
+    model = build(tiny(dtype="float32"), seed=0)
+    rng = np.random.default_rng(0)
+    model.train_step(rng.uniform(-1, 1, (B, 784)).astype(np.float32))
+    path = checkpoint.save(model, tmp_path / "dcgan.npz", epoch=1, seed=0)
+    loaded, meta = checkpoint.load(path)
+    assert isinstance(loaded, DCGAN) and meta["model"] == "dcgan"
+    assert loaded.config == model.config
+    np.testing.assert_array_equal(loaded.G.flat_buffers, model.G.flat_buffers)
+    np.testing.assert_array_equal(loaded.D.flat_buffers, model.D.flat_buffers)
+    z = model.sample_noise(4, np.random.default_rng(5))
+    np.testing.assert_array_equal(loaded.generate(z), model.generate(z))
+
+
+def test_bad_configs_are_refused():
+    with pytest.raises(ValueError, match="d_bn_batches"):
+        DCGAN(DCGANConfig(d_bn_batches="both"))
+    with pytest.raises(ValueError, match="two widths"):
+        DCGAN(DCGANConfig(g_channels=(8,)))
+    with pytest.raises(ValueError, match="unconditional"):
+        DCGAN(DCGANConfig(n_classes=10))
+    assert DCGANConfig.from_json(DCGANConfig().to_json()) == DCGANConfig()
