@@ -9,6 +9,7 @@ from tqdm.auto import tqdm
 
 from .files import atomic_write
 from .plot import image_grid
+from .threads import blas_threads
 
 HISTORY_COLUMNS = ("epoch", "iteration", "d_loss", "g_loss", "d_real", "d_fake")
 
@@ -73,7 +74,7 @@ def check_finite(model, iteration, losses, weights=False):
 
 
 def train(model, images, labels=None, epochs=1, seed=0, snapshot_epochs=(), progress=True,
-          on_epoch_end=None):
+          on_epoch_end=None, threads=None):
     """Train ``model`` on ``images`` (N, 784) in [-1, 1].
 
     Each epoch visits every image once, in an order drawn from
@@ -81,8 +82,16 @@ def train(model, images, labels=None, epochs=1, seed=0, snapshot_epochs=(), prog
     Snapshots are taken before training (epoch 0), at ``snapshot_epochs`` and
     after the last epoch. ``on_epoch_end(epoch, history)`` runs after each
     epoch (e.g. to save a checkpoint); a list of such callbacks runs in order.
-    Returns a ``History``.
+    ``threads``: BLAS threads for the matrix multiplies (default: npgan.threads'
+    rules — one thread, unless NPGAN_THREADS or the user's own BLAS variables say
+    otherwise). Returns a ``History``.
     """
+    with blas_threads(threads):
+        return _train(model, images, labels, epochs, seed, snapshot_epochs, progress,
+                      on_epoch_end)
+
+
+def _train(model, images, labels, epochs, seed, snapshot_epochs, progress, on_epoch_end):
     import time
 
     callbacks = list(on_epoch_end) if isinstance(on_epoch_end, (list, tuple)) else \

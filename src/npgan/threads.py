@@ -1,0 +1,60 @@
+"""How many BLAS threads npgan's matrix multiplies use — decided here, on
+purpose, rather than by whatever the environment happens to say.
+
+Measured on the project's 2-core machine (NumPy 2.4.6 + OpenBLAS, one book GAN
+step; issue #13 and `make bench`): two threads are only about 1.2× faster than
+one on an idle machine, but with one other CPU-bound process running they are
+up to 60× SLOWER (OpenBLAS threads spin while they wait, and two processes of
+two threads each starve each other on two cores), while one thread stays at its
+idle speed. So the default is one thread per training process, and the book
+trains its models side by side, one process per core.
+
+Who decides, first match wins:
+  1. ``threads=`` given to ``train`` (or to ``blas_threads``);
+  2. the environment variable NPGAN_THREADS (a whole number ≥ 1);
+  3. the user's own OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS /
+     BLIS_NUM_THREADS: if any is set, npgan leaves the thread pools as they are;
+  4. otherwise DEFAULT_THREADS.
+"""
+
+import os
+from contextlib import contextmanager
+
+DEFAULT_THREADS = 1
+BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
+
+
+def choose_threads(threads=None):
+    """The number of BLAS threads to use, or None to leave the pools alone (rule 3)."""
+    if threads is not None:
+        return _whole(threads, "threads=")
+    text = os.environ.get("NPGAN_THREADS", "").strip()
+    if text:
+        return _whole(text, "NPGAN_THREADS")
+    if any(os.environ.get(name, "").strip() for name in BLAS_VARIABLES):
+        return None
+    return DEFAULT_THREADS
+
+
+def _whole(value, where):
+    try:
+        n = int(str(value).strip())
+        if n >= 1 and float(str(value).strip()) == n:
+            return n
+    except ValueError:
+        pass
+    raise ValueError(f"{where} must be a whole number of threads ≥ 1, got {value!r}")
+
+
+@contextmanager
+def blas_threads(threads=None):
+    """Run the ``with`` block with the chosen number of BLAS threads (threadpoolctl),
+    and restore the previous setting afterwards. Yields the number, or None."""
+    n = choose_threads(threads)
+    if n is None:
+        yield None
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=n, user_api="blas"):
+        yield n
