@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from npgan import InfoGAN, InfoGANConfig
-from npgan.codes import assignment, c1_accuracy, code_sweeps, slant_and_width, spearman_rows
+from npgan.codes import (assignment, c1_accuracy, code_sweeps, slant_and_width, spearman_rows,
+                         sweep_inputs)
 
 
 @pytest.mark.parametrize("n,seed", [(1, 0), (3, 1), (5, 2), (6, 3), (7, 4)])
@@ -89,3 +90,26 @@ def test_c1_accuracy_and_sweeps_on_a_known_generator():
     assert sweeps["c2"]["slant"] == pytest.approx(1.0)     # c2 turns the slant, always the same way
     assert sweeps["c3"]["slant"] == 0                       # c3 does nothing here
     assert sweeps["c2"]["slant_curve"][0] < 0 < sweeps["c2"]["slant_curve"][-1]
+
+
+def test_sweep_inputs_change_only_the_swept_code():
+    model = InfoGAN(InfoGANConfig(latent_dim=5, n_cat=4, n_cont=2, g_hidden=(8,), d_hidden=(8,)), seed=0)
+    rows = model.sample_noise(3, np.random.default_rng(1))
+    values = [-2.0, 0.5, 2.0]
+    g_in = sweep_inputs(model, "c3", values, rows)
+    z, cat, cont = model.code_slices
+    assert g_in.shape == (9, model.input_size)
+    grid = g_in.reshape(3, 3, -1)                   # [row of rows][value]
+    np.testing.assert_array_equal(grid[:, :, cont.start + 1], np.tile(values, (3, 1)))
+    for r in range(3):                              # z, c1 and c2 stay as drawn along a row
+        keep = np.r_[z, cat, cont.start]
+        np.testing.assert_array_equal(grid[r][:, keep], np.repeat(rows[r:r + 1, keep], 3, axis=0))
+    c1 = sweep_inputs(model, "c1", range(4), rows[:1])
+    np.testing.assert_array_equal(c1[:, cat], np.eye(4))
+    np.testing.assert_array_equal(c1[:, cont], np.repeat(rows[:1, cont], 4, axis=0))
+    with pytest.raises(ValueError, match="unknown code 'c4'"):
+        sweep_inputs(model, "c4", values, rows)
+    with pytest.raises(ValueError, match="c1 must be a whole number"):
+        sweep_inputs(model, "c1", [4], rows)
+    with pytest.raises(ValueError, match="shape"):
+        sweep_inputs(model, "c2", values, rows[:, :5])

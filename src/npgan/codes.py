@@ -144,28 +144,44 @@ def _ranks(rows):
     return ranks
 
 
+def sweep_inputs(model, code, values, rows):
+    """G's inputs for a sweep of one code: each row of ``rows`` (G inputs, e.g. from
+    ``model.inputs`` or ``model.sample_noise``: they fix z and the other codes) is
+    repeated once per value of ``code`` ("c1", "c2", …), with that code set to the
+    value. Returns (len(rows)·len(values), input_size), row by row, so that
+    ``image_grid(model.generate(out), n_cols=len(values))`` shows row r of ``rows``
+    swept from left to right and nothing but the swept code changes along a row."""
+    rows = np.asarray(rows, dtype=model.dtype)
+    if rows.ndim != 2 or rows.shape[1] != model.input_size:
+        raise ValueError(f"rows must be G inputs of shape (n, {model.input_size}), got {rows.shape}")
+    values = np.asarray(values, dtype=np.float64).ravel()
+    out = np.repeat(rows, len(values), axis=0)
+    for k, value in enumerate(values):              # out[k::S] is every row's k-th column
+        model.set_codes(out[k::len(values)], {code: value})
+    return out
+
+
 def code_sweeps(model, n_z=300, values=SWEEP, seed=0):
     """For each continuous code: sweep it over ``values`` for n_z fixed draws of
     z, c1 and the other codes. Returns {"c2": {...}, "c3": {...}} with, per code,
     the mean Spearman ρ with slant and with width over the n_z draws, their
     standard errors, and the mean slant and width at each value (the curves)."""
-    M = model.config.n_cont
-    _, _, cont_part = model.code_slices
     rng = np.random.default_rng(seed)
     base = model.sample_noise(n_z, rng)
     result = {}
-    for j in range(M):
-        g_in = np.repeat(base, len(values), axis=0)          # (n_z·S, input): z fixed per row
-        g_in[:, cont_part.start + j] = np.tile(values, n_z)
+    for name in model.code_names:
+        if name == "c1" and model.config.n_cat:
+            continue                                           # the categorical code
+        g_in = sweep_inputs(model, name, values, base)         # (n_z·S, input): z fixed per row
         slant, width = slant_and_width(_generate(model, g_in))
         entry = {"values": list(map(float, values))}
-        for name, measure in (("slant", slant), ("width", width)):
+        for measure_name, measure in (("slant", slant), ("width", width)):
             rows = measure.reshape(n_z, len(values))
             rho = spearman_rows(rows)
-            entry[name] = float(rho.mean())
-            entry[f"{name}_se"] = float(rho.std(ddof=1) / np.sqrt(n_z))
-            entry[f"{name}_curve"] = rows.mean(axis=0).tolist()
-        result[f"c{j + 2}"] = entry      # c1 is the categorical code
+            entry[measure_name] = float(rho.mean())
+            entry[f"{measure_name}_se"] = float(rho.std(ddof=1) / np.sqrt(n_z))
+            entry[f"{measure_name}_curve"] = rows.mean(axis=0).tolist()
+        result[name] = entry
     return result
 
 
