@@ -330,6 +330,70 @@ def test_a_corrupt_cached_file_is_reported_and_replaced(tmp_path, synthetic, ser
     assert server.requests == [f"/good/{name}.gz"]  # only the damaged file was fetched again
 
 
+def test_two_repairs_of_one_damaged_cache_at_the_same_time(tmp_path, synthetic, server):
+    """Issue 15, case 5: two fetch-data runs on a damaged cache, one crashed with
+    FileNotFoundError (one removed the file the other was about to read or remove).
+    Here both find the damage before either repairs it (a barrier holds them),
+    then both repair it: both succeed and the cache is right."""
+    import threading
+
+    good = serve_mirror(server, "good", synthetic)
+    damaged = {name: raw[:-1] + bytes([raw[-1] ^ 1]) for name, raw in synthetic.items()}
+    write_cache(tmp_path / "mnist", damaged)
+    both_saw_it = threading.Barrier(2, timeout=20)
+    outcomes = []
+
+    def log(message):
+        if "damaged" in message and "t10k-labels" in message:
+            both_saw_it.wait()
+
+    def repair():
+        try:
+            data.fetch_mnist(tmp_path, mirrors=[good], use_npm=False, timeout=5, log=log)
+            outcomes.append("ok")
+        except Exception as err:  # noqa: BLE001 -- the test reports whatever went wrong
+            outcomes.append(repr(err))
+
+    threads = [threading.Thread(target=repair) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert outcomes == ["ok", "ok"]
+    assert cache_state(tmp_path / "mnist") == synthetic
+
+
+def test_an_oversized_cached_file_is_replaced_without_being_read(tmp_path, synthetic, server,
+                                                                  monkeypatch):
+    """A 10 GB (sparse) file in place of a 60 kB one: not read, not hashed; replaced."""
+    good = serve_mirror(server, "good", synthetic)
+    write_cache(tmp_path / "mnist", synthetic)
+    big = tmp_path / "mnist" / "train-labels-idx1-ubyte"
+    with open(big, "wb") as f:
+        f.truncate(10 ** 10)
+    hashed = []
+    real_sha256 = hashlib.sha256
+
+    class CountingSha256:   # counts the bytes hashed
+        def __init__(self, blob=b""):
+            self.inner = real_sha256(blob)
+            hashed.append(len(blob))
+
+        def update(self, chunk):
+            hashed.append(len(chunk))
+            self.inner.update(chunk)
+
+        def hexdigest(self):
+            return self.inner.hexdigest()
+
+    monkeypatch.setattr(data.hashlib, "sha256", CountingSha256)
+    folder, logs = fetch(tmp_path, [good])
+    monkeypatch.undo()
+    assert sum(hashed) < 100_000   # the synthetic files and the download, not 10 GB
+    assert cache_state(folder) == synthetic
+    assert any(str(big) in line and "10000000000 bytes, more than the 60008" in line for line in logs)
+
+
 def test_read_tarball_members_ignores_escaping_members_and_links(tmp_path):
     tarball = tmp_path / "pkg.tgz"
     with tarfile.open(tarball, "w:gz") as tar:

