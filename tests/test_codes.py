@@ -90,6 +90,13 @@ def test_c1_accuracy_and_sweeps_on_a_known_generator():
     assert sweeps["c2"]["slant"] == pytest.approx(1.0)     # c2 turns the slant, always the same way
     assert sweeps["c3"]["slant"] == 0                       # c3 does nothing here
     assert sweeps["c2"]["slant_curve"][0] < 0 < sweeps["c2"]["slant_curve"][-1]
+    assert np.all(np.diff(sweeps["c2"]["slant_curve"]) > 0)
+    # the z draws differ only in the digit's pixel: a small spread around the curve
+    c2_range = np.ptp(sweeps["c2"]["slant_curve"])
+    assert 0 < max(sweeps["c2"]["slant_curve_se"]) < 0.05 * c2_range
+    # c3 does nothing: each draw's image is the same at every value, so are mean and spread
+    assert np.ptp(sweeps["c3"]["width_curve"]) < 1e-12
+    assert np.ptp(sweeps["c3"]["width_curve_se"]) < 1e-12
 
 
 def test_sweep_inputs_change_only_the_swept_code():

@@ -165,7 +165,8 @@ def code_sweeps(model, n_z=300, values=SWEEP, seed=0):
     """For each continuous code: sweep it over ``values`` for n_z fixed draws of
     z, c1 and the other codes. Returns {"c2": {...}, "c3": {...}} with, per code,
     the mean Spearman ρ with slant and with width over the n_z draws, their
-    standard errors, and the mean slant and width at each value (the curves)."""
+    standard errors, and the mean slant and width at each value (the curves, with
+    their standard errors over the n_z draws)."""
     rng = np.random.default_rng(seed)
     base = model.sample_noise(n_z, rng)
     result = {}
@@ -181,6 +182,7 @@ def code_sweeps(model, n_z=300, values=SWEEP, seed=0):
             entry[measure_name] = float(rho.mean())
             entry[f"{measure_name}_se"] = float(rho.std(ddof=1) / np.sqrt(n_z))
             entry[f"{measure_name}_curve"] = rows.mean(axis=0).tolist()
+            entry[f"{measure_name}_curve_se"] = (rows.std(axis=0, ddof=1) / np.sqrt(n_z)).tolist()
         result[name] = entry
     return result
 
