@@ -72,6 +72,10 @@ def cmd_train(args):
     from .train import TrainingDiverged, train
 
     config = book_config(args.model)
+    if args.dataset != "mnist" and not hasattr(config, "dataset"):
+        raise UsageError(f"--dataset {args.dataset}: only the DCGAN trains on it; add --model dcgan")
+    if hasattr(config, "dataset"):
+        config.dataset = args.dataset
     if args.batch_size is not None:
         if args.batch_size < 1:
             raise UsageError("--batch-size must be at least 1")
@@ -87,7 +91,10 @@ def cmd_train(args):
         raise UsageError(f"--subset must be between the batch size ({config.batch_size}) "
                          f"and 60000, got {args.subset}")
     out = _writable_dir(args.out)
-    images, labels = data.load_mnist("train", subset=args.subset, directory=args.data_dir)
+    if args.dataset == "fashion":   # from Debian's dataset-fashion-mnist, not the MNIST cache
+        images, labels = data.load_fashion_mnist("train", subset=args.subset)
+    else:
+        images, labels = data.load_mnist("train", subset=args.subset, directory=args.data_dir)
     model = build(config, seed=args.seed)
 
     def save_checkpoint(epoch, history):
@@ -180,6 +187,21 @@ def cmd_evaluate(args):
     print(text)
 
 
+def cmd_book_runs(args):
+    from . import bookruns
+
+    if args.only:
+        _, history = bookruns.book_run(args.only, epochs=args.epochs, subset=args.subset,
+                                       dataset=args.dataset)
+        print(f"book run {args.only} ({args.dataset}): "
+              f"{'reused' if history.reused else 'trained in'} {history.seconds:.0f} s of training")
+        return
+    try:
+        bookruns.train_side_by_side(jobs=args.jobs, subset=args.subset, epochs=args.epochs)
+    except RuntimeError as err:
+        raise UsageError(str(err)) from None
+
+
 def make_parser():
     parser = Parser(prog="python -m npgan", description="A small NumPy GAN, CGAN and InfoGAN for MNIST (第21章).")
     parser.add_argument("--data-dir", default=None,
@@ -193,6 +215,8 @@ def make_parser():
 
     p = sub.add_parser("train", help="train a model of the chapter on MNIST with the book's settings")
     p.add_argument("--model", choices=models.names(), default="gan")
+    p.add_argument("--dataset", choices=("mnist", "fashion"), default="mnist",
+                   help="fashion: Fashion-MNIST (Debian's dataset-fashion-mnist); DCGAN only")
     p.add_argument("--epochs", type=int, default=None,
                    help=f"default: the book's ({', '.join(f'{k} {v}' for k, v in BOOK_EPOCHS.items())})")
     p.add_argument("--seed", type=int, default=0)
@@ -224,6 +248,16 @@ def make_parser():
     p.add_argument("--json", default=None, metavar="OUT", help="also write the JSON object to OUT")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise of the 10,000 samples")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("book-runs", help="train the book's runs side by side (what `make book` "
+                       "does before the pages; each reused when it is already there)")
+    p.add_argument("--jobs", type=int, default=None, help="runs at once (default: the cores)")
+    p.add_argument("--only", choices=models.names(), default=None,
+                   help="train just this model's run, here, in this process")
+    p.add_argument("--dataset", choices=("mnist", "fashion"), default="mnist")
+    p.add_argument("--subset", type=int, default=None, help="the first N images only (tests)")
+    p.add_argument("--epochs", type=int, default=None, help="default: the book's")
+    p.set_defaults(func=cmd_book_runs)
     return parser
 
 

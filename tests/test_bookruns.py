@@ -1,0 +1,66 @@
+"""npgan.bookruns: a book run is trained once and then read back as it was;
+`book-runs` trains several side by side in their own processes."""
+
+import numpy as np
+import pytest
+
+from npgan import bookruns
+
+
+@pytest.fixture
+def runs_home(tmp_path, monkeypatch, mnist_dir):
+    monkeypatch.setenv("NPGAN_DATA", str(mnist_dir.parent))      # the real MNIST …
+    monkeypatch.setattr(bookruns.checkpoint, "run_dir", lambda name: tmp_path / name)  # … our runs
+    return tmp_path
+
+
+def test_trained_once_then_reused(runs_home):
+    model, history = bookruns.book_run("cgan", epochs=2, subset=128, every=1)
+    assert history.reused is False and sorted(history.snapshots) == [0, 1, 2]
+    folder = runs_home / "book-cgan-subset128"
+    assert {p.name for p in folder.iterdir()} >= {"epoch_001.npz", "epoch_002.npz", "history.csv", "run.npz"}
+    again, reread = bookruns.book_run("cgan", epochs=2, subset=128, every=1)
+    assert reread.reused is True and reread.seconds == history.seconds
+    np.testing.assert_array_equal(again.G.flat_params, model.G.flat_params)
+    for epoch, grid in history.snapshots.items():
+        np.testing.assert_array_equal(reread.snapshots[epoch], grid)
+    assert len(reread.records) == len(history.records) == 4
+    np.testing.assert_allclose(np.array(reread.records), np.array(history.records), rtol=1e-5)
+
+
+def test_another_recipe_or_a_damaged_run_is_trained_again(runs_home):
+    bookruns.book_run("gan", epochs=1, subset=128)
+    _, history = bookruns.book_run("gan", epochs=2, subset=128)        # more epochs: not the same run
+    assert history.reused is False
+    (runs_home / "book-gan-subset128" / "run.npz").write_bytes(b"garbage")
+    _, history = bookruns.book_run("gan", epochs=2, subset=128)
+    assert history.reused is False
+    _, history = bookruns.book_run("gan", epochs=2, subset=128)
+    assert history.reused is True
+
+
+def test_infogan_run_keeps_its_information_losses(runs_home):
+    model, history = bookruns.book_run("infogan", epochs=1, subset=128)
+    again, reread = bookruns.book_run("infogan", epochs=1, subset=128)
+    assert reread.reused and len(again.info_log) == len(model.info_log) == 2
+    np.testing.assert_allclose(again.info_log, model.info_log)
+
+
+def test_side_by_side_in_processes(runs_home, monkeypatch, mnist_dir):
+    """Two runs as two processes; the children see NPGAN_THREADS=1. (The children
+    use the real run folder of NPGAN_DATA, so NPGAN_DATA points to a copy here.)"""
+    import shutil
+    data = runs_home / "data"
+    shutil.copytree(mnist_dir, data / "mnist")
+    monkeypatch.setenv("NPGAN_DATA", str(data))
+    lines = []
+    took = bookruns.train_side_by_side([("gan", "mnist"), ("cgan", "mnist")], jobs=2,
+                                       subset=128, epochs=1, log=lines.append)
+    assert set(took) == {("gan", "mnist"), ("cgan", "mnist")}
+    assert sum("done" in line for line in lines) == 2
+    for name in ("gan", "cgan"):
+        assert (data / "runs" / f"book-{name}-subset128" / "run.npz").is_file()
+    with pytest.raises(RuntimeError, match="book runs failed: nosuch \\(mnist\\)"):
+        bookruns.train_side_by_side([("nosuch", "mnist"), ("gan", "mnist")], jobs=2,
+                                    subset=128, epochs=1, log=lines.append)
+    assert "book run gan (mnist): done" in lines[-1] or "book run gan (mnist): done" in lines[-2]
