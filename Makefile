@@ -12,10 +12,11 @@ MATHJAX := _static_offline/mathjax
 # second build writes only changed pages and silently drops the warnings of the others.
 JB_FLAGS := -W -n --keep-going --all
 
-.PHONY: all book test test-unit test-notebooks test-browser bench lab data figures gan-zoo-counts clean help
+.PHONY: all book test test-unit test-notebooks test-browser bench lab data figures gan-zoo-counts clean help \
+        notebook-outputs numbering
 
 help:
-	@echo "make book   build the HTML book in _build/html (trains both models: about 20 min)"
+	@echo "make book   build the HTML book in _build/html (trains the models: 23 min on 2 cores, see README)"
 	@echo "make test   every test: unit tests, notebooks (quick mode), browser test of the book"
 	@echo "make bench  speed benchmark (benchmarks/bench_train.py)"
 	@echo "make lab    open the notebooks in JupyterLab with this project's kernel"
@@ -87,6 +88,16 @@ bench: $(STAMPS)/venv $(STAMPS)/torch data
 lab: $(STAMPS)/venv data
 	$(PIP) install -q jupyterlab==4.4.9
 	$(VENV)/bin/jupyter lab notebooks
+
+# After `make book`: the executed notebooks of the full build's cache (_build/.jupyter_cache)
+# become the committed notebooks' outputs, so a code browser shows the book's numbers.
+# Refuses a notebook changed since the build, or a quick-mode cache. Commit notebooks/ after it.
+notebook-outputs: $(STAMPS)/venv
+	$(PY) _ext/notebook_outputs.py --cache _build/.jupyter_cache
+
+# Figures 图21-N and tables 表21-N in reading order, every reference fixed (after adding a page).
+numbering: $(STAMPS)/venv
+	$(PY) _ext/numbering.py --fix
 
 clean:
 	rm -rf _build _build_quick .pytest_cache $(MATHJAX) images/out
