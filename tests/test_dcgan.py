@@ -260,3 +260,47 @@ def test_bad_configs_are_refused():
     with pytest.raises(ValueError, match="unconditional"):
         DCGAN(DCGANConfig(n_classes=10))
     assert DCGANConfig.from_json(DCGANConfig().to_json()) == DCGANConfig()
+
+
+# ---------------------------------------------------------------- command line
+
+def test_cli_trains_and_samples_a_dcgan(run_cli, tmp_path, mnist_dir):
+    run = run_cli("train", "--model", "dcgan", "--epochs", "1", "--subset", "128",
+                  "--out", tmp_path / "run", "--quiet")
+    assert run.returncode == 0, run.stderr
+    assert "trained DCGAN for 1 epochs" in run.stdout
+    model, meta = checkpoint.load(tmp_path / "run" / "checkpoint.npz")
+    assert isinstance(model, DCGAN) and model.config.dataset == "mnist" and meta["epoch"] == 1
+    assert model.G.flat_buffers.size and np.any(model.G.flat_buffers[:model.config.g_channels[0]] != 0)
+    run = run_cli("sample", "--checkpoint", tmp_path / "run" / "checkpoint.npz", "--n", "7",
+                  "--out", tmp_path / "s.npy")
+    assert run.returncode == 0, run.stderr
+    samples = np.load(tmp_path / "s.npy")
+    assert samples.shape == (7, 28, 28) and samples.dtype == np.uint8
+
+
+def test_cli_fashion_dataset(run_cli, tmp_path):
+    run = run_cli("train", "--model", "gan", "--dataset", "fashion", "--epochs", "1",
+                  "--out", tmp_path / "g")
+    assert run.returncode == 2 and "only the DCGAN" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+    from npgan.data import FASHION_DIR
+    if not FASHION_DIR.is_dir():
+        pytest.skip(f"Fashion-MNIST not in {FASHION_DIR}: apt-get install dataset-fashion-mnist")
+    run = run_cli("train", "--model", "dcgan", "--dataset", "fashion", "--epochs", "1",
+                  "--subset", "64", "--out", tmp_path / "f", "--quiet")
+    assert run.returncode == 0, run.stderr
+    model, _ = checkpoint.load(tmp_path / "f" / "checkpoint.npz")
+    assert model.config.dataset == "fashion"
+
+
+def test_fashion_evaluator_is_cached_apart():
+    from npgan import metrics
+    assert metrics.evaluator_path("fashion").name == f"evaluator-fashion-{metrics.EVALUATOR_VERSION}.npz"
+    assert metrics.evaluator_path("fashion") != metrics.evaluator_path("mnist")
+    assert metrics.dataset_of(build(DCGANConfig(dataset="fashion"))) == "fashion"
+    assert metrics.dataset_of(build(DCGANConfig())) == "mnist"
+    with pytest.raises(ValueError, match="unknown dataset"):
+        metrics.load_images("cifar")
+    with pytest.raises(ValueError, match="dataset must be"):
+        DCGAN(DCGANConfig(dataset="cifar"))

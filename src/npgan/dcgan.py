@@ -31,6 +31,7 @@ class DCGANConfig(GANConfig):
     d_channels: tuple = (32, 64)    # D's channels at 14×14 and at 7×7
     batch_norm: bool = True         # BN in G (both hidden maps) and in D (second conv)
     d_bn_batches: str = "separate"  # D's BN statistics: real and fake halves apart, or "mixed"
+    dataset: str = "mnist"          # "mnist" or "fashion" (Fashion-MNIST): what it learns, how it is scored
     d_dropout: float = 0.0          # DCGAN has no dropout
     g_hidden: tuple = ()
     d_hidden: tuple = ()
@@ -78,6 +79,8 @@ class DCGAN(GAN):
         self.config = config = config or DCGANConfig()
         if config.n_classes:
             raise ValueError("the DCGAN here is unconditional: use n_classes=0")
+        if config.dataset not in ("mnist", "fashion"):
+            raise ValueError(f"dataset must be 'mnist' or 'fashion', got {config.dataset!r}")
         if len(config.g_channels) != 2 or len(config.d_channels) != 2:
             raise ValueError(f"g_channels and d_channels need two widths each, got "
                              f"{config.g_channels} and {config.d_channels}")

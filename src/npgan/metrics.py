@@ -147,9 +147,27 @@ class Evaluator:
         return cls(weights, meta)
 
 
-def evaluator_path():
-    """Where the evaluator is cached: <data folder>/evaluator-<version>.npz."""
-    return data.data_dir() / f"evaluator-{EVALUATOR_VERSION}.npz"
+DATASETS = ("mnist", "fashion")   # an evaluator each, same recipe, cached apart
+
+
+def load_images(dataset, split="train", subset=None, directory=None):
+    """MNIST (digits) or Fashion-MNIST (Debian's dataset-fashion-mnist), in [−1, 1]."""
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}: use one of {', '.join(DATASETS)}")
+    load = data.load_mnist if dataset == "mnist" else data.load_fashion_mnist
+    return load(split, subset=subset, **({"directory": directory} if directory else {}))
+
+
+def dataset_of(model):
+    """The data set a model was trained on (a DCGAN's config says; the others: MNIST)."""
+    return getattr(getattr(model, "config", None), "dataset", "mnist")
+
+
+def evaluator_path(dataset="mnist"):
+    """Where the evaluator is cached: <data folder>/evaluator-<version>.npz
+    (Fashion-MNIST's: evaluator-fashion-<version>.npz)."""
+    prefix = "evaluator" if dataset == "mnist" else f"evaluator-{dataset}"
+    return data.data_dir() / f"{prefix}-{EVALUATOR_VERSION}.npz"
 
 
 def random_shifts(images, max_shift, rng, background=0.0):
@@ -186,12 +204,12 @@ def _weights_of(net):
     return weights
 
 
-def train_evaluator(recipe=None, directory=None, log=print):
+def train_evaluator(recipe=None, directory=None, log=print, dataset="mnist"):
     """Train the evaluator on train[:50000]; keep the epoch with the best accuracy on
     train[50000:60000]; report the test accuracy. Returns an ``Evaluator``."""
     recipe = {**EVALUATOR_RECIPE, **(recipe or {})}
     start_time = time.perf_counter()
-    images, labels = data.load_mnist("train", directory=directory)
+    images, labels = load_images(dataset, "train", directory=directory)
     x_val, y_val = images[VALIDATION], labels[VALIDATION]   # in [−1, 1], for the Evaluator
     x_train, y_train = images[:TRAIN_SIZE], labels[:TRAIN_SIZE]
     x_train += 1   # the network trains on pixels in [0, 1]; see _weights_of
@@ -225,7 +243,7 @@ def train_evaluator(recipe=None, directory=None, log=print):
             log(f"  evaluator epoch {epoch}/{epochs}: loss {loss_sum / n_batches:.4f}, "
                 f"validation accuracy {val_acc:.4f}")
     val_acc, best_epoch, weights = best
-    x_test, y_test = data.load_mnist("test", directory=directory)  # in [−1, 1]
+    x_test, y_test = load_images(dataset, "test", directory=directory)  # in [−1, 1]
     evaluator = Evaluator(weights)
     test_acc = evaluator.accuracy(x_test, y_test)
     evaluator.meta = {"version": EVALUATOR_VERSION, "recipe": recipe, "epoch": best_epoch,
@@ -237,11 +255,11 @@ def train_evaluator(recipe=None, directory=None, log=print):
 _EVALUATORS = {}
 
 
-def load_evaluator(path=None, train=True, log=None):
+def load_evaluator(path=None, train=True, log=None, dataset="mnist"):
     """The cached evaluator; trained (and cached) the first time if ``train``.
 
     A damaged or outdated cache file is replaced. Kept in memory per process."""
-    path = Path(path or evaluator_path())
+    path = Path(path or evaluator_path(dataset))
     if path in _EVALUATORS:
         return _EVALUATORS[path]
     log = log or (lambda msg: print(msg, file=sys.stderr))
@@ -254,8 +272,9 @@ def load_evaluator(path=None, train=True, log=None):
     if evaluator is None:
         if not train:
             raise FileNotFoundError(f"{path}: no evaluator cached; call load_evaluator(train=True)")
-        log(f"training the MNIST evaluator, once (a few minutes); it will be cached as {path}")
-        evaluator = train_evaluator(log=log)
+        name = "MNIST" if dataset == "mnist" else "Fashion-MNIST"
+        log(f"training the {name} evaluator, once (a few minutes); it will be cached as {path}")
+        evaluator = train_evaluator(log=log, dataset=dataset)
         try:
             evaluator.save(path)
         except OSError as err:
@@ -404,13 +423,13 @@ def frechet_distance(feats_a, feats_b):
 _REFERENCE = {}
 
 
-def _reference(evaluator):
+def _reference(evaluator, dataset="mnist"):
     """Statistics of the evaluator's features for the 10,000 test images, and the
     real-vs-real floor: the FD of the first 10,000 training images from them."""
-    key = id(evaluator)
+    key = (id(evaluator), dataset)
     if key not in _REFERENCE:
-        x_test, _ = data.load_mnist("test")
-        x_train, _ = data.load_mnist("train", subset=10_000)
+        x_test, _ = load_images(dataset, "test")
+        x_train, _ = load_images(dataset, "train", subset=10_000)
         test_stats = _mean_cov(evaluator.features(x_test))
         floor = frechet_from_stats(*_mean_cov(evaluator.features(x_train)), *test_stats)
         _REFERENCE[key] = (evaluator, test_stats, floor)  # the evaluator is kept so its id stays unique
@@ -423,9 +442,10 @@ def fid(model, n=10_000, seed=0, evaluator=None):
 
     Returns {"fd": FD(generated, test), "fd_floor": FD(10,000 training images, test)}."""
     _check_generator(model)
-    evaluator = evaluator or load_evaluator()
+    dataset = dataset_of(model)
+    evaluator = evaluator or load_evaluator(dataset=dataset)
     feats = evaluator.features(draw_samples(model, n, seed))
-    test_stats, floor = _reference(evaluator)
+    test_stats, floor = _reference(evaluator, dataset)
     return {"fd": frechet_from_stats(*_mean_cov(feats), *test_stats), "fd_floor": floor}
 
 
@@ -509,14 +529,14 @@ def _to_unit(images):
     return np.clip(x, 0, 1, out=x)
 
 
-def parzen_figure(images, n_validation=1000):
+def parzen_figure(images, n_validation=1000, dataset="mnist"):
     """The chapter's Parzen figure for images (N, 784) in [−1, 1] (10,000 generated, or real):
     σ from logspace(−1, 0, 10) chosen on the first ``n_validation`` images of
     train[50000:60000], then the mean log-likelihood of the 10,000 test images ± its
     standard error."""
-    train, _ = data.load_mnist("train")
+    train, _ = load_images(dataset, "train")
     validation = train[VALIDATION][:n_validation]
-    test, _ = data.load_mnist("test")
+    test, _ = load_images(dataset, "test")
     return parzen_log_likelihood(_to_unit(images), _to_unit(test), PARZEN_SIGMAS, _to_unit(validation))
 
 
@@ -539,15 +559,16 @@ def evaluate(model, parzen=False, seed=0, n=10_000, evaluator=None):
     (codes.evaluate_codes: c1's matched accuracy, the sweeps); with ``parzen=True`` the Parzen
     log-likelihood (slow: about a minute)."""
     _check_generator(model)
-    evaluator = evaluator or load_evaluator()
+    dataset = dataset_of(model)   # Fashion-MNIST's DCGAN: scored by the Fashion-MNIST evaluator
+    evaluator = evaluator or load_evaluator(dataset=dataset)
     conditional = bool(getattr(model, "conditional", False))
     start = time.perf_counter()
     images = draw_samples(model, n, seed)
     feats, logits = evaluator.forward(images)
     predicted = logits.argmax(axis=1)
     shares, kl = shares_of(predicted)
-    test_stats, floor = _reference(evaluator)
-    result = {"model": getattr(model, "name", "cgan" if conditional else "gan"),
+    test_stats, floor = _reference(evaluator, dataset)
+    result = {"model": getattr(model, "name", "cgan" if conditional else "gan"), "dataset": dataset,
               "n_samples": n, "seed": seed,
               "digit_shares": shares.tolist(), "kl_uniform": kl, "max_share": float(shares.max()),
               "fd": frechet_from_stats(*_mean_cov(feats), *test_stats), "fd_floor": floor}
@@ -561,7 +582,7 @@ def evaluate(model, parzen=False, seed=0, n=10_000, evaluator=None):
 
         result["codes"] = evaluate_codes(model, seed=seed, evaluator=evaluator)
     if parzen:
-        p = parzen_figure(images)
+        p = parzen_figure(images, dataset=dataset)
         result.update(parzen_mean=p["mean"], parzen_se=p["se"], parzen_sigma=p["sigma"])
     result["evaluator"] = {"version": EVALUATOR_VERSION,
                            "test_accuracy": evaluator.meta.get("test_accuracy")}
