@@ -53,6 +53,8 @@ def book_run(name, epochs=None, subset=None, seed=0, dataset="mnist", every=10, 
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
     config = models.book_config(name)
+    if hasattr(config, "dataset"):   # a DCGAN keeps its data set in its config: scored against it
+        config.dataset = dataset
     epochs = models.BOOK_EPOCHS[name] if epochs is None else epochs
     folder = run_folder(name, dataset, subset)
     facts = _facts(name, config, epochs, seed, dataset, subset, every)
