@@ -267,3 +267,13 @@ def test_cli_code_on_a_model_without_codes(run_cli, tmp_path):
     path = checkpoint.save(build(GANConfig(g_hidden=(8,), d_hidden=(8,))), tmp_path / "gan.npz")
     r = run_cli("sample", "--checkpoint", path, "--code", "c1=1", "--out", tmp_path / "x.npy")
     assert r.returncode == 2 and "--code needs an InfoGAN checkpoint; this one is a GAN" in r.stderr
+
+
+def test_z_std_scales_z_only():
+    model = InfoGAN(tiny_config(latent_dim=50, z_std=0.2), seed=0)
+    g_in = model.sample_noise(4000, np.random.default_rng(0))
+    assert g_in[:, :50].std() == pytest.approx(0.2, rel=0.02)
+    np.testing.assert_array_equal(g_in[:, 50:53].sum(axis=1), 1)        # c1 still one-hot
+    assert np.abs(g_in[:, 53:]).max() <= 1 and g_in[:, 53:].std() == pytest.approx(3 ** -0.5, rel=0.03)
+    grid = model.code_grid(np.random.default_rng(0), n_per_row=200)
+    assert grid[:, :50].std() == pytest.approx(0.2, rel=0.05)

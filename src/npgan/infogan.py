@@ -42,6 +42,7 @@ class InfoGANConfig(GANConfig):
     n_cont: int = 2                  # c2, c3, … ~ U(−1, 1)
     lambda_cat: float = 1.0          # weight of c1's cross-entropy
     lambda_con: float = 1.0          # weight of the continuous codes' Gaussian NLL
+    z_std: float = 1.0               # z ~ N(0, z_std²): how loud z is beside the codes
     d_dropout: float = 0.0
 
 
@@ -97,6 +98,8 @@ class InfoGAN(GAN):
             out = np.empty((n, self.input_size), dtype=self.dtype)
         z_part, cat_part, cont_part = self.code_slices
         out[:, z_part] = GAN.sample_noise(self, n, rng)
+        if self.config.z_std != 1:
+            out[:, z_part] *= self.config.z_std
         c1 = rng.integers(0, self.config.n_cat, size=n) if self.config.n_cat else None
         cont = rng.uniform(-1, 1, size=(n, self.config.n_cont))
         out[:, cat_part] = 0
@@ -149,7 +152,7 @@ class InfoGAN(GAN):
         """The snapshot grid's inputs: row r has c1 = r, columns differ in z,
         the continuous codes are 0."""
         n_rows = self.config.n_cat or 1
-        z = GAN.sample_noise(self, n_rows * n_per_row, rng)
+        z = GAN.sample_noise(self, n_rows * n_per_row, rng) * self.dtype.type(self.config.z_std)
         return self.inputs(z, np.repeat(np.arange(n_rows), n_per_row), 0.0)
 
     def generate(self, g_in, labels=None):
