@@ -6,7 +6,7 @@ PY      := $(VENV)/bin/python
 PIP     := $(VENV)/bin/pip
 STAMPS  := $(VENV)/.stamps
 export NPGAN_DATA ?= $(HOME)/.cache/npgan
-APT_PACKAGES := chromium fonts-noto-cjk dataset-fashion-mnist
+APT_PACKAGES := chromium chromium-driver fonts-noto-cjk dataset-fashion-mnist
 MATHJAX := _static_offline/mathjax
 # --all re-reads every page (notebooks still come from the execution cache): without it a
 # second build writes only changed pages and silently drops the warnings of the others.
@@ -33,7 +33,7 @@ $(STAMPS)/torch: $(STAMPS)/venv
 	$(PIP) install -q torch==2.13.0
 	touch $@
 
-$(STAMPS)/apt:
+$(STAMPS)/apt: Makefile   # re-checked when APT_PACKAGES changes
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages: $$missing"; \
@@ -78,9 +78,11 @@ test-notebooks: $(STAMPS)/venv $(STAMPS)/apt data
 
 # Quick-mode build in _build_quick (own execution cache), then every page in headless
 # chromium: no 404, nothing from another host, math typeset, images shown, search works.
+# Then the generator widgets of the pages, through Selenium and chromium-driver (check_demo.py).
 # Screenshots: _build_quick/screenshots/. Extra options: make test-browser BROWSER_ARGS=--no-build
 test-browser: $(STAMPS)/venv $(STAMPS)/apt data $(MATHJAX)/tex-mml-chtml.js figures
 	$(PY) tests/browser/check_book.py $(BROWSER_ARGS)
+	$(PY) tests/browser/check_demo.py $(DEMO_ARGS)
 
 bench: $(STAMPS)/venv $(STAMPS)/torch data
 	$(PY) benchmarks/bench_train.py

@@ -16,9 +16,9 @@ most (the first bit that matters for MNIST's generators is about the 11th or
 12th: 8 bits move some pixels by 7 grey levels). Biases and batch-norm
 statistics stay float32.
 
-A new layer type (e.g. the DCGAN's) is supported by one function here,
-registered with ``@exporter(LayerClass)``, and its forward pass in
-npgan-demo.js under the same "type" name.
+A new layer type is supported by one function here, registered with
+``@exporter(LayerClass)``, and its forward pass in npgan-demo.js under the same
+"type" name (as the DCGAN's Reshape, BatchNorm and ConvTranspose2d are).
 """
 
 import base64
@@ -26,7 +26,7 @@ import json
 
 import numpy as np
 
-from . import layers
+from . import conv, layers
 
 FORMAT = "npgan-demo-1"
 MAX_BYTES = 1_500_000          # per model (the issue's budget)
@@ -142,6 +142,37 @@ def _dropout(layer):
     return None   # the identity when not training
 
 
+# ---- the DCGAN's generator (conv.py): Linear → Reshape → BatchNorm → ReLU → ConvTranspose2d …
+
+@exporter(conv.Reshape)
+def _reshape(layer):
+    return {"type": "reshape", "shape": list(layer.shape)}
+
+
+@exporter(conv.Flatten)
+def _flatten(layer):
+    return {"type": "reshape", "shape": [-1]}
+
+
+@exporter(conv.BatchNorm)
+def _batch_norm(layer):
+    # evaluation mode, as G(x) runs it: y = x·scale + shift per channel, with
+    # scale = γ / sqrt(running_var + ε) and shift = β − running_mean·scale (float32,
+    # computed as conv.BatchNorm.forward computes them)
+    dt = layer.gamma.dtype
+    scale = layer.gamma / np.sqrt(layer.running_var + dt.type(layer.eps))
+    shift = layer.beta - layer.running_mean * scale
+    return {"type": "affine", "scale": float32_b64(scale), "shift": float32_b64(shift)}
+
+
+@exporter(conv.ConvTranspose2d)
+def _conv_transpose2d(layer):
+    # W (C_in, C_out, k, k): one scale per output channel
+    return {"type": "conv_transpose2d", "cIn": layer.W.shape[0], "cOut": layer.W.shape[1],
+            "k": layer.k, "stride": layer.stride, "padding": layer.padding,
+            "W": Tensor(layer, "W", axis=1), "b": float32_b64(layer.b)}
+
+
 def _layer_specs(net):
     specs = []
     for layer in net.layers:
@@ -211,9 +242,9 @@ def probe_inputs(model, n, seed=0):
 
 # ---------------------------------------------------------------- export
 
-def grey_error(model, specs, bits, x):
+def grey_error(model, specs, bits, x, exact=None):
     """Largest |G_quantized(x) − G(x)| over the probe batch, in grey levels of 255."""
-    exact = model.G(x)
+    exact = model.G(x) if exact is None else exact
     original = _with_weights(model.G, specs, bits)
     try:
         approx = model.G(x)
@@ -232,8 +263,9 @@ def export_generator(model, source, epoch=None, n_probe=1000, max_bytes=MAX_BYTE
         raise ExportError(f"{model.name}: G's first layer takes {first['nIn']} numbers, but the "
                           f"config describes an input of {sum(p['size'] for p in layout)} ({layout})")
     x = probe_inputs(model, n_probe)
+    exact = model.G(x)
     for bits in BITS:
-        error = grey_error(model, specs, bits, x)
+        error = grey_error(model, specs, bits, x, exact)
         if error <= MAX_ERROR:
             break
     else:
