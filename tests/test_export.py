@@ -53,6 +53,18 @@ def run_exported(data, x):
             h = np.where(h > 0, h, spec["slope"] * h)
         elif kind == "tanh":
             h = np.tanh(h)
+        elif kind == "reshape":
+            h = h.reshape(len(h), *spec["shape"])
+        elif kind == "affine":   # batch norm with running statistics, per channel
+            scale, shift = (np.frombuffer(base64.b64decode(spec[k]), dtype="<f4") for k in ("scale", "shift"))
+            h = h * scale[:, None, None] + shift[:, None, None]
+        elif kind == "conv_transpose2d":   # PyTorch's own transposed convolution
+            import torch
+            b = np.frombuffer(base64.b64decode(spec["b"]), dtype="<f4")
+            h = torch.nn.functional.conv_transpose2d(
+                torch.from_numpy(h), torch.from_numpy(read_tensor(spec["W"]).astype(np.float64)),
+                torch.from_numpy(b.astype(np.float64)), stride=spec["stride"],
+                padding=spec["padding"]).numpy()
         else:
             raise AssertionError(f"layer type {kind} not covered by this reader")
     return h
@@ -97,6 +109,26 @@ def test_exported_generator_reproduces_npgan(name):
         fewer = export.grey_error(model, export._layer_specs(model.G), data["bits"] - 1,
                                   export.probe_inputs(model, 1000))
         assert fewer > export.MAX_ERROR
+
+
+def test_exported_dcgan_reproduces_npgan():
+    pytest.importorskip("torch")
+    if "dcgan" not in models.names():
+        pytest.skip("no DCGAN in this npgan")
+    model = models.build(models.book_config("dcgan"), seed=1)
+    rng = np.random.default_rng(2)
+    for layer in model.G.layers:   # batch-norm statistics as after training, not the initial 0 and 1
+        if isinstance(layer, npgan.conv.BatchNorm):
+            layer.running_mean[...] = rng.normal(0, 0.3, layer.running_mean.shape)
+            layer.running_var[...] = rng.uniform(0.5, 2.0, layer.running_var.shape)
+            layer.beta[...] = rng.normal(0, 0.1, layer.beta.shape)
+    data = export.export_generator(model, source="runs/book-dcgan/epoch_010.npz", n_probe=200)
+    types = [spec["type"] for spec in data["layers"]]
+    assert types == ["linear", "reshape", "affine", "leaky_relu", "conv_transpose2d", "affine",
+                     "leaky_relu", "conv_transpose2d", "tanh", "reshape"]
+    x = export.probe_inputs(model, 50, seed=5)
+    ours = to_uint8(run_exported(data, x).reshape(50, -1))
+    assert np.abs(ours.astype(int) - to_uint8(model.G(x))).max() <= 1
 
 
 def test_cgan_probe_inputs_are_one_hot_labels():
