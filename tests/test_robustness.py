@@ -310,3 +310,181 @@ def test_no_home_at_all_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(data.pwd, "getpwuid", no_entry)
     with pytest.raises(data.DataError, match="set NPGAN_DATA to a folder"):
         data.data_dir()
+
+
+# ---------------------------------------------------------------- the Python API
+
+from npgan import GANConfig, TrainingDiverged, build, train  # noqa: E402
+from npgan.gan import MAX_PARAMETERS, one_hot  # noqa: E402
+from npgan.train import LOSS_BOUND, STUCK_G_LOSS, STUCK_STEPS, DivergenceWatch  # noqa: E402
+
+SMALL = dict(latent_dim=8, g_hidden=(16,), d_hidden=(16,), batch_size=8)
+
+
+@pytest.mark.parametrize("field,value,error,needle", [
+    ("latent_dim", "100", TypeError, "GANConfig.latent_dim must be a whole number, got '100' (a str)"),
+    ("latent_dim", 0, ValueError, "latent_dim must be a whole number ≥ 1, got 0"),
+    ("latent_dim", True, TypeError, "latent_dim must be a whole number"),
+    ("beta1", 1, ValueError, "GANConfig.beta1 must be a finite number in [0, 1), got 1.0"),
+    ("beta2", -0.1, ValueError, "beta2 must be a finite number in [0, 1)"),
+    ("lr_d", float("nan"), ValueError, "lr_d must be a finite number ≥ 0, got nan"),
+    ("lr_g", "2e-4", TypeError, "lr_g must be a number, got '2e-4' (a str)"),
+    ("batch_size", 0, ValueError, "batch_size must be a whole number in [1, 65536], got 0"),
+    ("batch_size", 64.0, TypeError, "batch_size must be a whole number, got 64.0 (a float)"),
+    ("n_classes", 1, ValueError, "n_classes must be 0 (a plain GAN) or at least 2"),
+    ("n_classes", -1, ValueError, "n_classes must be a whole number ≥ 0"),
+    ("g_hidden", 256, TypeError, "g_hidden must be a tuple of whole numbers"),
+    ("d_hidden", (512, 0), ValueError, "d_hidden must hold whole numbers ≥ 1, got (512, 0)"),
+    ("d_dropout", 1.0, ValueError, "d_dropout must be a finite number in [0, 1)"),
+    ("leaky_slope", 0, ValueError, "leaky_slope must be a finite number in (0, 1)"),
+    ("real_label", 0, ValueError, "real_label must be a finite number in (0, 1]"),
+    ("dtype", "float16", ValueError, "dtype must be one of 'float32', 'float64', got 'float16'"),
+    ("activation", "gelu", ValueError, "activation must be one of 'relu', 'leaky_relu'"),
+    ("noise", "gauss", ValueError, "noise must be one of 'normal', 'uniform'"),
+    ("optimizer", "rmsprop", ValueError, "optimizer must be one of 'adam', 'sgd'"),
+    ("momentum", 1.5, ValueError, "momentum must be a finite number in [0, 1)"),
+])
+def test_gan_config_says_which_field_is_wrong(field, value, error, needle):
+    with pytest.raises(error) as info:
+        GANConfig(**{field: value})
+    assert needle in str(info.value)
+
+
+def test_a_config_changed_after_it_was_made_is_checked_when_a_model_is_built():
+    config = GANConfig(**SMALL)
+    config.beta1 = 1.0   # Adam would divide by 1 − β1^t·… = 0
+    with pytest.raises(ValueError, match="beta1"):
+        build(config)
+
+
+def test_huge_layers_are_refused_before_anything_is_allocated():
+    import tracemalloc
+
+    tracemalloc.start()
+    with pytest.raises(ValueError, match=f"more than the {MAX_PARAMETERS:,} allowed"):
+        GANConfig(g_hidden=(10 ** 9, 10 ** 9))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 10 ** 6
+    assert GANConfig().num_parameters() == sum(build(GANConfig()).__getattribute__(n).flat_params.size
+                                               for n in ("G", "D"))
+
+
+def test_numpy_numbers_and_json_lists_are_accepted_and_normalised():
+    config = GANConfig(latent_dim=np.int64(8), g_hidden=[16, np.int32(16)], lr_d=np.float32(0.5),
+                       d_hidden=(16,), batch_size=8)
+    assert type(config.latent_dim) is int and config.g_hidden == (16, 16)
+    assert type(config.lr_d) is float
+    assert GANConfig.from_json(config.to_json()) == config
+
+
+def synthetic_images(n=64, seed=0):
+    return np.random.default_rng(seed).uniform(-1, 1, (n, 784)).astype(np.float32)
+
+
+@pytest.mark.parametrize("case,kwargs,needle", [
+    ("epochs -1", dict(epochs=-1), "epochs must be a whole number ≥ 1, got -1"),
+    ("epochs 0", dict(epochs=0), "epochs must be a whole number ≥ 1, got 0"),
+    ("seed -1", dict(seed=-1), "seed must be a whole number ≥ 0, got -1"),
+    ("one image", dict(images=synthetic_images(1)[0]), "got (784,); a single image x is x[None]"),
+    ("28x28", dict(images=synthetic_images(16).reshape(16, 28, 28)), "x.reshape(len(x), 784)"),
+    ("uint8", dict(images=np.zeros((16, 784), np.uint8)), "images are uint8"),
+    ("0-255 floats", dict(images=np.full((16, 784), 255.0)),
+     "these range over [255, 255]: scale 0–255 pixels by x / 127.5 - 1"),
+    ("labels for a GAN", dict(labels=np.zeros(64, int)), "a GAN is trained on images alone"),
+])
+def test_train_says_what_is_wrong_with_its_input(case, kwargs, needle):
+    model = build(GANConfig(**SMALL))
+    args = {"images": synthetic_images(), "epochs": 1, "progress": False, **kwargs}
+    with pytest.raises(ValueError) as info:
+        train(model, **args)
+    assert needle in str(info.value)
+    assert model.opt_d.t == 0   # refused before the first step
+
+
+@pytest.mark.parametrize("labels,needle", [
+    (np.full(64, -1), "labels must be classes 0…9, got values from -1 to -1"),
+    (np.full(64, 10), "labels must be classes 0…9, got values from 10 to 10"),
+    (np.zeros(64), "labels must be whole numbers (an integer array), got dtype float64"),
+    (np.zeros(63, int), "expected 64 labels"),
+])
+def test_cgan_labels_outside_0_to_9_are_refused(labels, needle):
+    """−1 silently meant 9 (NumPy's negative index) — in D's input, a pixel's column."""
+    model = build(GANConfig(n_classes=10, **SMALL))
+    with pytest.raises(ValueError) as info:
+        train(model, synthetic_images(), labels, progress=False)
+    assert needle in str(info.value)
+    with pytest.raises(ValueError):
+        model.train_step(synthetic_images(8), labels[:8] if len(labels) == 64 else labels)
+    with pytest.raises(ValueError, match="labels must be"):
+        model.generate(model.sample_noise(2), np.array([3, -1]))
+    with pytest.raises(ValueError, match="labels must be"):
+        one_hot([-1], 10)
+
+
+@pytest.mark.parametrize("batch,needle", [
+    (synthetic_images(1)[0], "got (784,); a single image x is the batch x[None]"),
+    (np.empty((0, 784), np.float32), "with B ≥ 1, got (0, 784)"),
+])
+def test_train_step_refuses_a_single_image_and_an_empty_batch(batch, needle):
+    model = build(GANConfig(**SMALL))
+    before = model.D.flat_params.copy()
+    with pytest.raises(ValueError) as info:
+        model.train_step(batch)
+    assert needle in str(info.value)
+    assert np.array_equal(model.D.flat_params, before)
+
+
+# ---------------------------------------------------------------- divergence before NaN
+
+def test_a_run_that_blows_up_is_stopped_before_nan():
+    """--lr 1e3 ended with G losses of 5.6e16 (finite) and one image for every input."""
+    model = build(GANConfig(lr_d=1e3, lr_g=1e3, **SMALL), seed=0)
+    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged) as info:
+        train(model, synthetic_images(256), epochs=3, progress=False)
+    message = str(info.value)
+    assert "training diverged at iteration" in message and "the losses blew up" in message
+    assert "Lower the learning rates" in message
+    assert np.isfinite(model.G.flat_params).all()   # caught while everything was still finite
+
+
+def test_the_watch_catches_a_g_loss_pinned_high_and_nothing_shorter():
+    watch = DivergenceWatch()
+    normal, pinned = (0.6, 2.0, 0.6, 0.3), (0.01, STUCK_G_LOSS * 1.5, 1.0, 1e-12)
+    for i in range(1, STUCK_STEPS):   # one step short of the rule, twice over
+        watch.check(i, pinned)
+    watch.check(STUCK_STEPS, normal)
+    for i in range(STUCK_STEPS - 1):
+        watch.check(i, pinned)
+    with pytest.raises(TrainingDiverged, match=f"above {STUCK_G_LOSS:g} for {STUCK_STEPS} steps"):
+        watch.check(STUCK_STEPS, pinned)
+    with pytest.raises(TrainingDiverged, match="blew up"):
+        DivergenceWatch().check(1, (0.5, LOSS_BOUND * 1.01, 0.5, 0.5))
+    DivergenceWatch().check(1, (LOSS_BOUND * 0.99, 0.5, 0.5, 0.5))
+
+
+def test_a_short_real_run_at_five_times_the_book_rate_never_trips_the_watch(mnist_dir):
+    """The other side: real MNIST, the book's GAN at lr 1e-3 (5 × the book's 2e-4);
+    measured largest loss 8.1 over 5 epochs of 6,400 images, far below the bounds."""
+    from npgan import book_config, load_mnist
+
+    images, _ = load_mnist("train", subset=3200, directory=mnist_dir.parent)
+    config = book_config("gan")
+    config.lr_d = config.lr_g = 1e-3
+    history = train(build(config, seed=0), images, epochs=2, progress=False)
+    assert max(history.column("g_loss").max(), history.column("d_loss").max()) < LOSS_BOUND / 5
+
+
+def test_the_books_full_runs_never_trip_the_watch():
+    """Replays the book's stored 60-epoch histories, where they exist."""
+    from npgan.checkpoint import run_dir
+
+    found = [p for p in (run_dir("book-gan") / "history.csv", run_dir("book-cgan") / "history.csv")
+             if p.is_file()]
+    if not found:
+        pytest.skip(f"no book run in {run_dir('book-gan').parent} (make book trains them)")
+    for path in found:
+        table = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+        watch = DivergenceWatch()
+        for row in table:
+            watch.check(int(row[1]), tuple(row[2:]))

@@ -16,12 +16,17 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from . import models
+from . import checks, models
 from .layers import WorkBuffers, mlp
 from .losses import bce_with_logits
 from .optim import make_optimizer
 
 IMAGE_SIZE = 28 * 28
+DTYPES = ("float32", "float64")
+# G and D together. The book's two networks have 1.5 million weights; 20 million,
+# at float64 with Adam (weights, gradients, two moments, scratch), take 0.8 GB.
+# A typo such as g_hidden=(256000,) is refused before anything is allocated.
+MAX_PARAMETERS = 20_000_000
 
 
 @dataclass
@@ -46,6 +51,53 @@ class GANConfig:
     real_label: float = 0.9          # one-sided label smoothing: real targets 0.9, fakes 0
     dtype: str = "float32"           # "float64" for gradient checks
 
+    def __post_init__(self):
+        for f in fields(self):   # JSON has lists where the config has tuples
+            if isinstance(getattr(self, f.name), list):
+                setattr(self, f.name, tuple(getattr(self, f.name)))
+        self.validate()
+
+    def validate(self):
+        """Raise TypeError or ValueError naming the first field that is wrong.
+        Runs when a config is made and again when a model is built from it (a
+        field may have been changed in between). A subclass that adds fields
+        extends it: ``def validate(self): super().validate(); checks.…``.
+        Returns the config."""
+        checks.whole_number(self, "n_classes", 0)
+        if self.n_classes == 1:
+            raise ValueError(f"{type(self).__name__}.n_classes must be 0 (a plain GAN) or at least 2, got 1")
+        checks.whole_number(self, "latent_dim", 1)
+        checks.sizes(self, "g_hidden")
+        checks.sizes(self, "d_hidden")
+        checks.one_of(self, "activation", ("relu", "leaky_relu"))
+        checks.real_number(self, "leaky_slope", 0, 1, low_open=True, high_open=True)
+        checks.real_number(self, "d_dropout", 0, 1, high_open=True)
+        checks.one_of(self, "noise", ("normal", "uniform"))
+        checks.one_of(self, "optimizer", ("adam", "sgd"))
+        checks.real_number(self, "lr_d", 0)
+        checks.real_number(self, "lr_g", 0)
+        checks.real_number(self, "beta1", 0, 1, high_open=True)
+        checks.real_number(self, "beta2", 0, 1, high_open=True)
+        checks.real_number(self, "momentum", 0, 1, high_open=True)
+        checks.whole_number(self, "batch_size", 1, 65536)
+        checks.real_number(self, "real_label", 0, 1, low_open=True)
+        checks.one_of(self, "dtype", DTYPES)
+        n = self.num_parameters()
+        if n > MAX_PARAMETERS:
+            raise ValueError(f"{type(self).__name__}: G and D would have {n:,} weights together, more "
+                             f"than the {MAX_PARAMETERS:,} allowed; check latent_dim, n_classes and "
+                             "the layer sizes")
+        return self
+
+    def num_parameters(self):
+        """Weights and biases of G and D together, from the sizes alone (nothing
+        is allocated). A family whose networks differ overrides it."""
+        k = self.n_classes
+        return sum((n_in + 1) * n_out
+                   for sizes in ((self.latent_dim + k, *self.g_hidden, IMAGE_SIZE),
+                                 (IMAGE_SIZE + k, *self.d_hidden, 1))
+                   for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+
     def to_json(self):
         return json.dumps(asdict(self))
 
@@ -62,9 +114,24 @@ class GANConfig:
         return cls(**data)
 
 
+def check_labels(labels, n_classes, n=None):
+    """``labels`` as an array (N,) of whole numbers 0…n_classes−1 (and N = n if
+    given), or a ValueError that says what is wrong: NumPy would read −1 as the
+    last class and 10 as an index error."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or (n is not None and len(labels) != n):
+        raise ValueError(f"expected {'N' if n is None else n} labels in a 1-D array, got shape {labels.shape}")
+    if labels.size and not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be whole numbers (an integer array), got dtype {labels.dtype}")
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"labels must be classes 0…{n_classes - 1}, got values from "
+                         f"{labels.min()} to {labels.max()}")
+    return labels
+
+
 def one_hot(labels, n_classes=10, dtype=np.float32):
     """Labels (N,) of ints → (N, n_classes) rows with a single 1."""
-    labels = np.asarray(labels)
+    labels = check_labels(np.reshape(labels, -1), n_classes)
     out = np.zeros((labels.size, n_classes), dtype=dtype)
     out[np.arange(labels.size), labels] = 1
     return out
@@ -80,11 +147,7 @@ class GAN(WorkBuffers):
         return config.n_classes == 0
 
     def __init__(self, config=None, seed=0):
-        self.config = config = config or GANConfig()
-        if config.activation not in ("relu", "leaky_relu"):
-            raise ValueError(f"activation must be 'relu' or 'leaky_relu', got {config.activation!r}")
-        if config.noise not in ("normal", "uniform"):
-            raise ValueError(f"noise must be 'normal' or 'uniform', got {config.noise!r}")
+        self.config = config = (config or GANConfig()).validate()
         self.dtype = np.dtype(config.dtype)
         self.rng = np.random.default_rng(seed)  # init, noise, dropout, fake labels
         self.G, self.D = self.build_networks()
@@ -141,10 +204,26 @@ class GAN(WorkBuffers):
 
     def discriminate(self, x, labels=None):
         """D(x) (or D(x|c)): the probability that x is real, shape (N,)."""
+        if np.ndim(x) != 2:
+            raise ValueError(f"x must be images of shape (N, {IMAGE_SIZE}), got {np.shape(x)}")
         if self.conditional:
             x = np.hstack([x, one_hot(labels, self.config.n_classes, self.dtype)])
         logits = self.D(x.astype(self.dtype, copy=False))
         return 0.5 * (1 + np.tanh(0.5 * logits[:, 0]))
+
+    def check_batch(self, x_real, labels=None):
+        """ValueError unless x_real is a batch (B, 784) with B ≥ 1 (and, for a
+        CGAN, labels B classes): a single image (784,) would broadcast into 784
+        copies of itself, an empty batch make every loss NaN."""
+        if np.ndim(x_real) != 2 or np.shape(x_real)[1] != IMAGE_SIZE or len(x_real) < 1:
+            raise ValueError(f"a batch must have shape (B, {IMAGE_SIZE}) with B ≥ 1, got "
+                             f"{np.shape(x_real)}; a single image x is the batch x[None]")
+        if self.conditional:
+            if labels is None:
+                raise ValueError("a CGAN is trained on images AND their labels")
+            check_labels(labels, self.config.n_classes, len(x_real))
+        elif labels is not None:
+            raise ValueError("a plain GAN takes no labels")
 
     def train_step(self, x_real, labels=None):
         """One mini-batch: first D, then G (chapter 21.1, 图21-6).
@@ -152,6 +231,7 @@ class GAN(WorkBuffers):
         x_real: (B, 784) in [-1, 1]; labels: (B,) digits, for a CGAN.
         Returns (D loss, G loss, mean D(x), mean D(G(z))).
         """
+        self.check_batch(x_real, labels)
         B, k = x_real.shape[0], self.config.n_classes
         # --- fakes: x̃ = G(z) or G(z|c), with random labels c for a CGAN
         g_in = self._buffer("g_in", (B, self.config.latent_dim + k), self.dtype)

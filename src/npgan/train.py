@@ -2,6 +2,7 @@
 per-iteration history, snapshots from a fixed noise batch, checkpoints."""
 
 import math
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,7 +16,39 @@ HISTORY_COLUMNS = ("epoch", "iteration", "d_loss", "g_loss", "d_real", "d_fake")
 
 
 class TrainingDiverged(RuntimeError):
-    """A loss or a weight became NaN or infinite."""
+    """A loss or a weight became NaN or infinite, or the run clearly blew up."""
+
+
+# A run that has blown up, caught before it reaches NaN (e.g. --lr 1e3: G losses
+# of 5.6e16 and one image for every input). In the book's runs (60 epochs of
+# each model, see tests/test_robustness.py) no loss ever went above 3.2 and
+# D(G(z)) never below 0.18; at 5 times the book's learning rate the largest loss
+# was 8.1 (10 times: G 201, D 96, a broken run). Neither rule comes near a working run.
+LOSS_BOUND = 100.0    # any loss above it: D's logits are in the hundreds
+STUCK_G_LOSS = 20.0   # G's loss above it (D(G(z)) about e^-20 = 2e-9) ...
+STUCK_STEPS = 200     # ... for this many steps in a row: D rejects every fake, G is lost
+
+
+class DivergenceWatch:
+    """Stops a run that has clearly blown up, with TrainingDiverged: one loss
+    beyond LOSS_BOUND, or G's loss above STUCK_G_LOSS for STUCK_STEPS steps."""
+
+    def __init__(self):
+        self.stuck = 0
+
+    def check(self, iteration, losses):
+        d_loss, g_loss = losses[0], losses[1]
+        advice = "Lower the learning rates (lr_d, lr_g) or check the input data."
+        if max(abs(d_loss), abs(g_loss)) > LOSS_BOUND:
+            raise TrainingDiverged(
+                f"training diverged at iteration {iteration}: the losses blew up (D loss "
+                f"{d_loss:.4g}, G loss {g_loss:.4g}; in the book's runs both stay below 4). {advice}")
+        self.stuck = self.stuck + 1 if g_loss > STUCK_G_LOSS else 0
+        if self.stuck >= STUCK_STEPS:
+            raise TrainingDiverged(
+                f"training diverged at iteration {iteration}: G's loss has stayed above "
+                f"{STUCK_G_LOSS:g} for {STUCK_STEPS} steps (now {g_loss:.4g}, D(G(z)) {losses[3]:.3g}): "
+                f"D rejects every fake and G no longer learns. {advice}")
 
 
 @dataclass
@@ -73,6 +106,36 @@ def check_finite(model, iteration, losses, weights=False):
         "Lower the learning rates (lr_d, lr_g) or check the input data.")
 
 
+def check_training_data(model, images, labels=None):
+    """(images, labels) as train() uses them, or a ValueError that says what is
+    wrong: a single image or 28×28 arrays, 0–255 pixels (uint8, or floats),
+    labels that are missing, unwanted, or not classes 0…k−1."""
+    if model.conditional and labels is None:
+        raise ValueError("a CGAN is trained on images AND their labels: pass labels=")
+    if not model.conditional and labels is not None:
+        raise ValueError(f"a {model.name.upper()} is trained on images alone: leave out labels")
+    raw = np.asarray(images)
+    if raw.ndim != 2 or raw.shape[1] != 784:
+        raise ValueError(f"images must have shape (N, 784), got {raw.shape}"
+                         + ("; a single image x is x[None]" if raw.shape == (784,) else "")
+                         + ("; flatten 28×28 images with x.reshape(len(x), 784)"
+                            if raw.shape[-2:] == (28, 28) else ""))
+    if not np.issubdtype(raw.dtype, np.floating):
+        raise ValueError(f"images are {raw.dtype}, but G draws pixels in [-1, 1]: convert 0–255 "
+                         "pixels with npgan.data.to_unit_range(images), i.e. x / 127.5 - 1")
+    images = np.asarray(raw, dtype=model.dtype)
+    low, high = (images.min(), images.max()) if images.size else (0, 0)
+    if low < -1.001 or high > 1.001:   # NaN passes here and stops the run at iteration 1
+        raise ValueError(f"images must hold pixels in [-1, 1] (G's tanh range), these range over "
+                         f"[{low:.4g}, {high:.4g}]" + (": scale 0–255 pixels by x / 127.5 - 1"
+                                                      if high > 2 else ""))
+    if model.conditional:
+        from .gan import check_labels
+
+        labels = check_labels(labels, model.config.n_classes, len(images))
+    return images, labels
+
+
 def train(model, images, labels=None, epochs=1, seed=0, snapshot_epochs=(), progress=True,
           on_epoch_end=None, threads=None):
     """Train ``model`` on ``images`` (N, 784) in [-1, 1].
@@ -96,11 +159,10 @@ def _train(model, images, labels, epochs, seed, snapshot_epochs, progress, on_ep
 
     callbacks = list(on_epoch_end) if isinstance(on_epoch_end, (list, tuple)) else \
         [on_epoch_end] if on_epoch_end is not None else []
-    if model.conditional and labels is None:
-        raise ValueError("a CGAN is trained on images AND their labels: pass labels=")
-    images = np.asarray(images, dtype=model.dtype)
-    if images.ndim != 2 or images.shape[1] != 784:
-        raise ValueError(f"images must have shape (N, 784), got {images.shape}")
+    for name, value, low in (("epochs", epochs, 1), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+            raise ValueError(f"{name} must be a whole number ≥ {low}, got {value!r}")
+    images, labels = check_training_data(model, images, labels)
     B = model.config.batch_size
     steps = len(images) // B
     if steps == 0:
@@ -113,6 +175,7 @@ def _train(model, images, labels, epochs, seed, snapshot_epochs, progress, on_ep
         history.snapshots[0] = snapshot(model, z_fixed, labels_fixed)
     batch = np.empty((B, images.shape[1]), dtype=model.dtype)
     iteration = 0
+    watch = DivergenceWatch()
     for epoch in range(1, epochs + 1):
         order = order_rng.permutation(len(images))
         bar = tqdm(range(steps), desc=f"epoch {epoch}/{epochs}", disable=not progress,
@@ -124,6 +187,7 @@ def _train(model, images, labels, epochs, seed, snapshot_epochs, progress, on_ep
             losses = model.train_step(batch, None if labels is None else labels[idx])
             iteration += 1
             check_finite(model, iteration, losses)
+            watch.check(iteration, losses)
             history.records.append((epoch, iteration, *losses))
             if step % 50 == 0 or step == steps - 1:
                 bar.set_postfix(D_loss=f"{losses[0]:.3f}", G_loss=f"{losses[1]:.3f}",
