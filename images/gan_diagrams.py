@@ -3,7 +3,10 @@
 dataflow()        x ~ p_data and z ~ p_z → G(z) = x̃ → D → probability of "real"
 backward()        what the D step and the G step back-propagate through and update
 cgan_structure()  G(z, c) and D(x, c) with the one-hot condition c concatenated
-Each function returns a matplotlib figure; make_figures.py saves it.
+Each function returns a matplotlib figure; make_figures.py saves it. The figures are
+drawn at the size the page shows them (its text column, :width: 100%), so that a font
+size here is close to what the reader sees: the smallest label is 11 pt, which is about
+12 px on the page (tests/test_figure_labels.py checks every label).
 """
 
 import matplotlib.pyplot as plt
@@ -33,7 +36,7 @@ def box(ax, x, y, w, h, text, edge, fill, fontsize=12, dashed=False, lw=1.6, **k
                                 boxstyle="round,pad=0.02,rounding_size=0.12",
                                 ec=edge, fc=fill, lw=lw, ls="--" if dashed else "-"))
     if text:
-        ax.text(x, y, text, ha="center", va="center", fontsize=fontsize, **kw)
+        ax.text(x, y, text, ha="center", va="center", fontsize=fontsize, linespacing=1.35, **kw)
 
 
 def trapezoid(ax, x, y, w, h_left, h_right, text, edge, fill, fontsize=13):
@@ -41,7 +44,7 @@ def trapezoid(ax, x, y, w, h_left, h_right, text, edge, fill, fontsize=13):
     pts = [(x - w / 2, y - h_left / 2), (x + w / 2, y - h_right / 2),
            (x + w / 2, y + h_right / 2), (x - w / 2, y + h_left / 2)]
     ax.add_patch(Polygon(pts, closed=True, ec=edge, fc=fill, lw=2))
-    ax.text(x, y, text, ha="center", va="center", fontsize=fontsize)
+    ax.text(x, y, text, ha="center", va="center", fontsize=fontsize, linespacing=1.3)
 
 
 def arrow(ax, start, end, color="black", lw=1.6, style="-|>", rad=0.0, ls="-", mutation=16):
@@ -53,31 +56,31 @@ def arrow(ax, start, end, color="black", lw=1.6, style="-|>", rad=0.0, ls="-", m
 # ---------------------------------------------------------------- data flow
 
 def dataflow():
-    fig, ax = _canvas(13.6, 5.0, (11.3, 4.15))
+    fig, ax = _canvas(13.6, 5.0, (8.6, 3.16))
     # inputs
-    box(ax, 1.45, 4.2, 2.5, 1.15, "真实数据\n$x \\sim p_{\\mathrm{data}}(x)$",
+    box(ax, 1.45, 4.2, 2.6, 1.25, "真实数据\n$x \\sim p_{\\mathrm{data}}(x)$",
         DATA_EDGE, DATA_FILL)
-    box(ax, 1.45, 1.2, 2.5, 1.15, "随机噪声\n$z \\sim p_z(z)$", NOISE_EDGE, NOISE_FILL)
+    box(ax, 1.45, 1.2, 2.6, 1.25, "随机噪声\n$z \\sim p_z(z)$", NOISE_EDGE, NOISE_FILL)
     # generator and its output
-    trapezoid(ax, 4.25, 1.2, 1.9, 0.8, 1.7, "生成器\nG", G_EDGE, G_FILL)
-    box(ax, 6.85, 1.2, 2.0, 1.15, "假样本\n$\\tilde{x} = G(z)$", G_EDGE, G_PALE)
+    trapezoid(ax, 4.25, 1.2, 1.9, 0.9, 1.8, "生成器\nG", G_EDGE, G_FILL)
+    box(ax, 6.85, 1.2, 2.1, 1.25, "假样本\n$\\tilde{x} = G(z)$", G_EDGE, G_PALE)
     # discriminator and its output
-    trapezoid(ax, 9.65, 2.45, 1.9, 2.5, 0.8, "判别器\nD", D_EDGE, D_FILL)
-    box(ax, 12.15, 2.45, 2.4, 1.5, "$D(\\cdot) \\in (0, 1)$\n判为“真”的概率",
-        D_EDGE, D_PALE, fontsize=11.5)
+    trapezoid(ax, 9.65, 2.45, 1.9, 2.5, 0.9, "判别器\nD", D_EDGE, D_FILL)
+    box(ax, 12.15, 2.45, 2.7, 1.6, "$D(\\cdot) \\in (0, 1)$\n判为“真”的概率",
+        D_EDGE, D_PALE)
     ax.text(12.15, 1.45, "接近 1：判为真\n接近 0：判为假", ha="center", va="top",
-            fontsize=10, color="#444444")
+            fontsize=11, color="#444444")
 
     arrow(ax, (2.7, 1.2), (3.3, 1.2))
     arrow(ax, (5.2, 1.2), (5.85, 1.2))
     arrow(ax, (2.7, 4.2), (8.7, 3.2), color=DATA_EDGE, rad=-0.12)
     arrow(ax, (7.85, 1.2), (8.7, 1.65), color=G_EDGE, rad=0.15)
     arrow(ax, (10.6, 2.45), (10.95, 2.45))
-    ax.text(5.4, 4.3, "真样本（标签 1）", ha="center", fontsize=10.5, color=DATA_EDGE)
-    ax.text(8.0, 0.95, "假样本（标签 0）", ha="left", va="top", fontsize=10.5, color=G_EDGE)
-    ax.text(4.25, 0.08, "G 想让 D 把 $\\tilde{x}$ 判为真", ha="center", fontsize=10,
+    ax.text(5.4, 4.3, "真样本（标签 1）", ha="center", fontsize=11, color=DATA_EDGE)
+    ax.text(7.95, 0.45, "假样本（标签 0）", ha="left", va="top", fontsize=11, color=G_EDGE)
+    ax.text(4.25, -0.05, "G 想让 D 把 $\\tilde{x}$ 判为真", ha="center", fontsize=11,
             color=G_EDGE)
-    ax.text(9.65, 3.95, "D 想分清真与假", ha="center", fontsize=10, color=D_EDGE)
+    ax.text(9.65, 3.95, "D 想分清真与假", ha="center", fontsize=11, color=D_EDGE)
     fig.tight_layout(pad=0.2)
     return fig
 
@@ -86,10 +89,11 @@ def dataflow():
 
 G_LAYERS = [("G1", "100→256", "ReLU"), ("G2", "256→512", "ReLU"), ("G3", "512→784", "tanh")]
 D_LAYERS = [("D1", "784→512", "ReLU"), ("D2", "512→256", "ReLU"), ("D3", "256→1", "sigmoid")]
-LAYER_W, LAYER_H = 1.05, 1.9
-G_X = [2.35, 3.65, 4.95]
-D_X = [8.0, 9.3, 10.6]
-X_FAKE, X_LOSS = 6.5, 12.45
+LAYER_W, LAYER_H = 1.28, 2.0
+G_X = [1.95, 3.37, 4.79]
+D_X = [7.9, 9.32, 10.74]
+X_FAKE, X_LOSS = 6.35, 12.55
+SMALL = 11.5          # the smallest type of this figure (12 px at the page's width)
 
 
 def _layer(ax, x, y, spec, edge, fill, pale, state):
@@ -102,20 +106,20 @@ def _layer(ax, x, y, spec, edge, fill, pale, state):
                                 ec=edge if state != "idle" else "#9e9e9e", fc=face,
                                 lw=2.4 if state == "update" else 1.4,
                                 ls="-" if state == "update" else "--"))
-    color = "black" if state != "idle" else "#8c8c8c"
-    ax.text(x, y + 0.45, name, ha="center", va="center", fontsize=12, weight="bold",
+    color = "black" if state != "idle" else "#7a7a7a"
+    ax.text(x, y + 0.5, name, ha="center", va="center", fontsize=13, weight="bold",
             color=color)
-    ax.text(x, y - 0.15, shape, ha="center", va="center", fontsize=9, color=color)
-    ax.text(x, y - 0.55, act, ha="center", va="center", fontsize=9, color=color)
+    ax.text(x, y - 0.12, shape, ha="center", va="center", fontsize=SMALL, color=color)
+    ax.text(x, y - 0.6, act, ha="center", va="center", fontsize=SMALL, color=color)
     tag = {"update": "更新", "pass": "不更新", "idle": "不参与"}[state]
-    ax.text(x, y - LAYER_H / 2 - 0.28, tag, ha="center", va="center", fontsize=10,
-            color=edge if state == "update" else "#666666",
+    ax.text(x, y - LAYER_H / 2 - 0.32, tag, ha="center", va="center", fontsize=SMALL,
+            color=edge if state == "update" else "#555555",
             weight="bold" if state == "update" else "normal")
 
 
 def _numbered(ax, x, y, n):
-    ax.add_patch(Circle((x, y), 0.21, fc="white", ec=GRAD, lw=1.3))
-    ax.text(x, y - 0.01, str(n), ha="center", va="center", fontsize=9.5, color=GRAD,
+    ax.add_patch(Circle((x, y), 0.25, fc="white", ec=GRAD, lw=1.3))
+    ax.text(x, y - 0.01, str(n), ha="center", va="center", fontsize=SMALL, color=GRAD,
             weight="bold")
 
 
@@ -123,70 +127,65 @@ def _backward_panel(ax, y, g_step):
     top = y + LAYER_H / 2
     g_state = "update" if g_step else "idle"
     d_state = "pass" if g_step else "update"
-    box(ax, 0.75, y, 1.15, 0.9, "$z$", NOISE_EDGE, NOISE_FILL, fontsize=13)
+    box(ax, 0.6, y, 0.9, 0.9, "$z$", NOISE_EDGE, NOISE_FILL, fontsize=14)
     for x, spec in zip(G_X, G_LAYERS):
         _layer(ax, x, y, spec, G_EDGE, G_FILL, G_PALE, g_state)
     for x, spec in zip(D_X, D_LAYERS):
         _layer(ax, x, y, spec, D_EDGE, D_FILL, D_PALE, d_state)
-    # forward arrows
-    xs = [0.75 + 0.575] + G_X + [X_FAKE] + D_X
-    for a, b in zip(xs[:-1], xs[1:]):
-        if a == xs[0]:
-            arrow(ax, (a, y), (b - LAYER_W / 2, y))
-        elif b == X_FAKE:
-            arrow(ax, (a + LAYER_W / 2, y), (b - 0.55, y))
-        elif a == X_FAKE:
-            arrow(ax, (a + 0.55, y), (b - LAYER_W / 2, y))
-        else:
-            arrow(ax, (a + LAYER_W / 2, y), (b - LAYER_W / 2, y))
-    arrow(ax, (D_X[-1] + LAYER_W / 2, y), (X_LOSS - 0.85, y))
+    # forward arrows, from the right edge of each block to the left edge of the next
+    half = {"z": 0.45, "fake": 0.5}
+    blocks = [(0.6, half["z"])] + [(x, LAYER_W / 2) for x in G_X] + [(X_FAKE, half["fake"])] \
+        + [(x, LAYER_W / 2) for x in D_X] + [(X_LOSS, 0.95)]
+    for (a, ha), (b, hb) in zip(blocks[:-1], blocks[1:]):
+        arrow(ax, (a + ha, y), (b - hb, y), mutation=10 if b - hb - a - ha < 0.3 else 13)
 
     if g_step:
-        box(ax, X_FAKE, y, 1.1, 0.9, "$\\tilde{x}$", G_EDGE, G_PALE, fontsize=13)
-        box(ax, X_LOSS, y, 1.7, 1.5, "BCE 损失\n假样本的标签\n记为 1", GRAD, "#fff0f0",
-            fontsize=10)
+        box(ax, X_FAKE, y, 1.0, 0.9, "$\\tilde{x}$", G_EDGE, G_PALE, fontsize=14)
+        box(ax, X_LOSS, y, 1.9, 1.6, "BCE 损失\n假样本的标签\n记为 1", GRAD, "#fff0f0",
+            fontsize=SMALL)
         crossed = list(reversed(G_X + D_X))
-        x_end = G_X[0] - 0.25
+        x_end = G_X[0] - 0.3
     else:
-        box(ax, X_FAKE, y - 0.55, 1.1, 0.75, "$\\tilde{x}$", G_EDGE, G_PALE, fontsize=12)
-        box(ax, X_FAKE, y + 0.55, 1.1, 0.75, "$x$", DATA_EDGE, DATA_FILL, fontsize=12)
-        ax.text(X_FAKE, y - 1.25, "真、假各一批\n$\\tilde{x}$ 当作常数", ha="center",
-                va="top", fontsize=9, color="#444444")
-        box(ax, X_LOSS, y, 1.7, 1.5, "BCE 损失\n真→1，假→0", GRAD, "#fff0f0", fontsize=10)
+        box(ax, X_FAKE, y - 0.5, 1.0, 0.75, "$\\tilde{x}$", G_EDGE, G_PALE, fontsize=13)
+        box(ax, X_FAKE, y + 0.5, 1.0, 0.75, "$x$", DATA_EDGE, DATA_FILL, fontsize=13)
+        ax.text(X_FAKE, y - 1.0, "真、假各一批\n$\\tilde{x}$ 当作常数", ha="center",
+                va="top", fontsize=SMALL, color="#444444", linespacing=1.45)
+        box(ax, X_LOSS, y, 1.9, 1.6, "BCE 损失\n真→1，假→0", GRAD, "#fff0f0", fontsize=SMALL)
         crossed = list(reversed(D_X))
-        x_end = D_X[0] - 0.25
+        x_end = D_X[0] - 0.3
 
     # the gradient: one red arrow from the loss back over every layer it crosses
     y_grad = top + 0.55
-    arrow(ax, (X_LOSS, y + 0.75), (X_LOSS, y_grad), color=GRAD, style="-", lw=2)
+    arrow(ax, (X_LOSS, y + 0.8), (X_LOSS, y_grad), color=GRAD, style="-", lw=2)
     arrow(ax, (X_LOSS, y_grad), (x_end, y_grad), color=GRAD, lw=2.2, mutation=18)
     for n, x in enumerate(crossed, start=1):
         _numbered(ax, x, y_grad, n)
 
 
 def backward():
-    fig, ax = _canvas(13.6, 9.0, (11.5, 7.6))
-    y_d, y_g = 6.55, 2.15
+    fig, ax = _canvas(13.6, 10.2, (9.0, 6.75))
+    y_d, y_g = 7.55, 3.0
     _backward_panel(ax, y_d, g_step=False)
     _backward_panel(ax, y_g, g_step=True)
-    ax.text(0.1, 8.75, "（a）判别器这一步：梯度只经过 D 的 3 层，只更新 D",
+    ax.text(0.1, 9.9, "（a）判别器这一步：梯度只经过 D 的 3 层，只更新 D",
             fontsize=13, weight="bold", va="center")
-    ax.text(0.1, 4.35, "（b）生成器这一步：梯度依次穿过 6 层（D3→D1，再 G3→G1），只更新 G 的 3 层",
+    ax.text(0.1, 5.3, "（b）生成器这一步：梯度依次穿过 6 层（D3→D1，再 G3→G1），只更新 G 的 3 层",
             fontsize=13, weight="bold", va="center")
-    ax.plot([0.1, 13.5], [4.75, 4.75], color="#bdbdbd", lw=1)
-    # legend
-    y = 0.25
-    arrow(ax, (0.3, y), (1.0, y))
-    ax.text(1.15, y, "前向计算", va="center", fontsize=10)
-    arrow(ax, (2.7, y), (2.0, y), color=GRAD, lw=2.2)
-    ax.text(2.85, y, "反向传播的梯度（数字 = 经过的次序）", va="center", fontsize=10)
-    for x0, state, label in ((6.9, "update", "实线填色：这一步更新参数"),
-                             (9.45, "pass", "虚线空心：传梯度但参数不动")):
-        ax.add_patch(Rectangle((x0, y - 0.17), 0.34, 0.34, ec="#444444",
+    ax.plot([0.1, 13.5], [5.75, 5.75], color="#bdbdbd", lw=1)
+    # legend, two lines
+    y = 0.9
+    arrow(ax, (0.2, y), (1.0, y))
+    ax.text(1.15, y, "前向计算", va="center", fontsize=SMALL)
+    arrow(ax, (3.5, y), (2.7, y), color=GRAD, lw=2.2)
+    ax.text(3.65, y, "反向传播的梯度（圈中数字 = 经过的次序）", va="center", fontsize=SMALL)
+    y = 0.3
+    for x0, state, label in ((0.4, "update", "实线填色：这一步更新参数"),
+                             (5.2, "pass", "虚线空心：传梯度但参数不动")):
+        ax.add_patch(Rectangle((x0, y - 0.2), 0.4, 0.4, ec="#444444",
                                fc="#bdbdbd" if state == "update" else "white",
                                lw=2 if state == "update" else 1.2,
                                ls="-" if state == "update" else "--"))
-        ax.text(x0 + 0.45, y, label, va="center", fontsize=10)
+        ax.text(x0 + 0.55, y, label, va="center", fontsize=SMALL)
     fig.tight_layout(pad=0.2)
     return fig
 
@@ -224,51 +223,52 @@ def _cgan_row(ax, y_top, rng, generator, digit=3):
 
     # the two inputs, one above the other (the dots: the vector is longer than drawn)
     z_bottom = _vector(ax, x_in, y_top, first, cell)
-    ax.text(x_in, z_bottom + 0.02, "$\\vdots$", ha="center", va="top", fontsize=10)
+    ax.text(x_in, z_bottom + 0.02, "$\\vdots$", ha="center", va="top", fontsize=11)
     c_top = z_bottom - gap
     c_bottom = _vector(ax, x_in, c_top, c_colors, cell)
-    ax.text(x_in - 0.4, (y_top + z_bottom) / 2, first_label, ha="right", va="center",
-            fontsize=11)
-    ax.text(x_in - 0.4, (c_top + c_bottom) / 2, "条件 $c$\n10 维独热", ha="right",
-            va="center", fontsize=11)
+    ax.text(x_in - 0.35, (y_top + z_bottom) / 2, first_label, ha="right", va="center",
+            fontsize=11.5, linespacing=1.3)
+    ax.text(x_in - 0.35, (c_top + c_bottom) / 2, "条件 $c$\n10 维独热", ha="right",
+            va="center", fontsize=11.5, linespacing=1.3)
     ax.text(x_in + 0.3, c_top - (digit + 0.5) * cell, f"← 数字 {digit} 对应\n    的一位为 1",
-            ha="left", va="center", fontsize=9, color=ON)
+            ha="left", va="center", fontsize=10.5, color=ON, linespacing=1.3)
 
     # the concatenation: the same cells, end to end
     cat_top = y_top - gap / 2
     mid = _vector(ax, x_cat, cat_top, first, cell)
     cat_bottom = _vector(ax, x_cat, mid, c_colors, cell)
-    ax.text(x_cat, cat_top + 0.12, cat_label, ha="center", va="bottom", fontsize=11)
+    ax.text(x_cat, cat_top + 0.12, cat_label, ha="center", va="bottom", fontsize=11.5,
+            linespacing=1.3)
     arrow(ax, (x_in + 0.3, (y_top + z_bottom) / 2), (x_cat - 0.3, (cat_top + mid) / 2),
           color=first_edge)
-    arrow(ax, (x_in + 1.45, (c_top + c_bottom) / 2), (x_cat - 0.3, (mid + cat_bottom) / 2),
+    arrow(ax, (x_in + 1.6, (c_top + c_bottom) / 2), (x_cat - 0.3, (mid + cat_bottom) / 2),
           color=ON)
 
     # the network and its output
     y = (cat_top + cat_bottom) / 2
     h_in, h_out = (1.2, 2.6) if generator else (2.6, 1.2)
-    trapezoid(ax, 6.9, y, 2.6, h_in, h_out, net_label, net_edge, net_fill, fontsize=11.5)
+    trapezoid(ax, 6.9, y, 2.6, h_in, h_out, net_label, net_edge, net_fill, fontsize=12)
     arrow(ax, (x_cat + 0.3, y), (5.6, y))
     arrow(ax, (8.2, y), (8.85, y))
-    box(ax, 10.25, y, 2.6, 1.45, out_text, net_edge, out_fill, fontsize=11)
+    box(ax, 10.25, y, 2.7, 1.75, out_text, net_edge, out_fill, fontsize=11.5)
     return c_bottom
 
 
 def cgan_structure():
-    fig, ax = _canvas(11.7, 11.3, (10, 9.66))
+    fig, ax = _canvas(11.7, 11.3, (8.2, 7.92))
     rng = np.random.default_rng(21)
     ax.text(0.1, 11.0, "（a）条件生成器 $G(z\\,|\\,c)$：噪声与条件拼接后送入 G",
             fontsize=13, weight="bold", va="center")
     bottom = _cgan_row(ax, 10.1, rng, generator=True)
-    ax.text(10.25, 10.1 - 2.1 + 1.1, "想要哪个数字，\n就把哪一位设为 1", ha="center",
-            va="bottom", fontsize=9.5, color=ON)
+    ax.text(10.25, 10.1 - 2.1 + 1.25, "想要哪个数字，\n就把哪一位设为 1", ha="center",
+            va="bottom", fontsize=10.5, color=ON, linespacing=1.3)
     y_line = bottom - 0.3
     ax.plot([0.1, 11.6], [y_line, y_line], color="#bdbdbd", lw=1)
     ax.text(0.1, y_line - 0.4, "（b）条件判别器 $D(x\\,|\\,c)$：图像与同一个条件拼接后送入 D",
             fontsize=13, weight="bold", va="center")
     top = y_line - 1.25
     _cgan_row(ax, top, rng, generator=False)
-    ax.text(10.25, top - 2.1 + 1.1, "真样本配它自己的标签，\n假样本配生成它时用的 $c$",
-            ha="center", va="bottom", fontsize=9.5, color="#444444")
+    ax.text(10.25, top - 2.1 + 1.25, "真样本配它自己的标签，\n假样本配生成它时用的 $c$",
+            ha="center", va="bottom", fontsize=10.5, color="#444444", linespacing=1.3)
     fig.tight_layout(pad=0.2)
     return fig

@@ -15,6 +15,7 @@ import argparse
 import csv
 import datetime
 import io
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -29,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 import gan_diagrams  # noqa: E402
+import dcgan_figures  # noqa: E402
 
 try:
     import npgan  # noqa: F401
@@ -43,6 +45,13 @@ TSV_CANDIDATES = [REPO.parent / "shared" / "data" / "gan-zoo.tsv",
                   Path("/work/shared/data/gan-zoo.tsv")]
 CSV_HEADER = ["year", "month", "count", "cumulative"]
 DPI = 150
+# Legible at the page's width: the book's text column is about 680 px wide (sphinx-book-theme
+# in a 1280-px window, as the browser test opens the pages; measured in its screenshots), and
+# a figure shown with :width: p% is scaled to p% of that. Every label of our figures must then
+# be at least MIN_LABEL_PX high in CSS pixels (tests/test_figure_labels.py).
+TEXT_WIDTH_PX = 680
+MIN_LABEL_PX = 12
+BOOK = REPO / "book"
 
 # Papers the chapter discusses, with the month of their first arXiv version
 # (the same months the-gan-zoo lists for them).
@@ -67,6 +76,31 @@ def write_atomic(path, data):
     with atomic_write(path) as f:
         f.write(data)
     return True
+
+
+def shown_fraction(name, book=BOOK):
+    """The :width: of the page's figure directive that shows images/out/<name>.png, as a
+    fraction of the text column (1.0 without a :width:). Raises FigureError if no page shows it."""
+    pattern = re.compile(r"```\{figure\}\s+\S*images/out/" + re.escape(name) + r"\.png\s*\n"
+                         r"((?::[\w-]+:[^\n]*\n)*)")
+    for page in sorted(book.glob("*.md")):
+        m = pattern.search(page.read_text(encoding="utf-8"))
+        if m:
+            width = re.search(r":width:\s*(\d+(?:\.\d+)?)%", m[1])
+            return float(width[1]) / 100 if width else 1.0
+    raise FigureError(f"no page in {book} shows images/out/{name}.png in a figure directive")
+
+
+def smallest_label_px(fig, fraction):
+    """(CSS px, text) of the smallest visible label when the figure is shown at
+    ``fraction`` of the text column (the PNG is figwidth × DPI pixels wide)."""
+    from matplotlib.text import Text
+
+    fig.canvas.draw()                       # creates the tick labels
+    px_per_pt = TEXT_WIDTH_PX * fraction / (fig.get_figwidth() * 72)
+    labels = [(t.get_fontsize() * px_per_pt, t.get_text()) for t in fig.findobj(Text)
+              if t.get_visible() and t.get_text().strip()]
+    return min(labels)
 
 
 def save_figure(fig, path):
@@ -183,7 +217,7 @@ def fig_gan_zoo_cumulative(csv_path=CSV_PATH):
     dates = [datetime.date(int(y), int(m), 15) for y, m in zip(years, months)]
     index = {(int(y), int(m)): i for i, (y, m) in enumerate(zip(years, months))}
 
-    fig, (ax, ax_log) = plt.subplots(1, 2, figsize=(11, 4.3),
+    fig, (ax, ax_log) = plt.subplots(1, 2, figsize=(7.6, 3.9),
                                      gridspec_kw={"width_ratios": [1.6, 1]})
     ax.bar(dates, counts, width=25, color="#9ecae1", label="当月新增")
     ax.plot(dates, cumulative, color="#08519c", lw=2.2, label="累计数量")
@@ -198,17 +232,17 @@ def fig_gan_zoo_cumulative(csv_path=CSV_PATH):
             continue
         ax.plot(dates[i], cumulative[i], "o", color="#d94801", ms=5, zorder=3)
         ax.annotate(name, (dates[i], cumulative[i]), xytext=(-4, 16 + 12 * (i % 2)),
-                    textcoords="offset points", ha="right", fontsize=9, color="#a63603",
+                    textcoords="offset points", ha="right", fontsize=10, color="#a63603",
                     arrowprops=dict(arrowstyle="-", color="#a63603", lw=0.7))
 
     passed = np.flatnonzero(cumulative >= 500)
     if passed.size:
         i = passed[0]
         ax.annotate(f"{years[i]} 年 {months[i]} 月：累计 {cumulative[i]} 篇\n（首次超过 500）",
-                    (dates[i], cumulative[i]), xytext=(-120, -10), textcoords="offset points",
+                    (dates[i], cumulative[i]), xytext=(-75, -10), textcoords="offset points",
                     ha="right", va="center", fontsize=10,
                     arrowprops=dict(arrowstyle="->", color="black", lw=0.9))
-    ax.legend(loc="upper left", frameon=False)
+    ax.legend(loc="center left", frameon=False, fontsize=10)
     ax.set_xlim(datetime.date(int(years[0]), 1, 1), dates[-1] + datetime.timedelta(days=45))
 
     # The same curve on a log scale: a straight stretch means exponential growth.
@@ -218,17 +252,17 @@ def fig_gan_zoo_cumulative(csv_path=CSV_PATH):
     doubling = np.log(2) / slope
     ax_log.semilogy(dates, cumulative, color="#08519c", lw=2.2, label="累计数量")
     ax_log.semilogy(dates[start:], np.exp(intercept + slope * t[start:]), "--", color="#d94801",
-                    lw=1.3, label=f"指数拟合：约每 {doubling:.1f} 个月翻一番")
+                    lw=1.3, label=f"指数拟合：约每\n{doubling:.1f} 个月翻一番")
     ax_log.set_title("对数纵轴")
     ax_log.grid(alpha=0.3, which="both")
-    ax_log.legend(loc="lower right", frameon=False, fontsize=9)
+    ax_log.legend(loc="upper left", frameon=False, fontsize=10)
 
     for a in (ax, ax_log):
         a.xaxis.set_major_locator(matplotlib.dates.YearLocator())
         a.xaxis.set_major_formatter(matplotlib.dates.DateFormatter("%Y"))
         a.set_xlabel("arXiv 首次公开的年份")
     fig.text(0.99, 0.01, "数据：the-gan-zoo（Avinash Hindupur），按月统计",
-             ha="right", va="bottom", fontsize=8, color="#555555")
+             ha="right", va="bottom", fontsize=10, color="#555555")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     return fig
 
@@ -239,25 +273,25 @@ def fig_gradient_saturation():
     non_saturating = np.logaddexp(0, -s)      # −log σ(s) = softplus(−s)
     c_sat, c_ns = "#cb181d", "#2171b5"
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.4))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8.0, 4.1))
     ax1.plot(s, saturating, color=c_sat, lw=2.2, label=r"原始目标 $\log(1-D(G(z)))$（G 求最小）")
     ax1.plot(s, non_saturating, color=c_ns, lw=2.2, label=r"非饱和目标 $-\log D(G(z))$（G 求最小）")
     ax1.axvspan(-7, -4, color="#fee0d2", alpha=0.6, lw=0)
-    ax1.text(-5.5, -2.6, "训练初期：\n判别器轻易识破\n假样本的区域", ha="center", va="center",
-             fontsize=9.5, color="#a50f15")
+    ax1.text(-5.5, -2.6, "训练初期：\n判别器轻易\n识破假样本", ha="center", va="center",
+             fontsize=10.5, color="#a50f15")
     ax1.set_xlim(-7, 4)
     ax1.set_ylim(-5, 7.5)
-    ax1.set_xlabel(r"判别器对假样本输出的 logit  $s$，  $D(G(z))=\sigma(s)$")
-    ax1.set_ylabel("生成器的损失")
+    ax1.set_xlabel(r"判别器对假样本输出的 logit  $s$，  $D(G(z))=\sigma(s)$", fontsize=10.5)
+    ax1.set_ylabel("生成器的损失", fontsize=10.5)
     ax1.set_title("两种生成器损失（横轴为 logit）")
     ax1.axhline(0, color="grey", lw=0.6)
     ax1.grid(alpha=0.3)
-    ax1.legend(loc="upper right", frameon=False, fontsize=9)
+    ax1.legend(loc="upper right", frameon=False, fontsize=10.5)
     top = ax1.secondary_xaxis("top", functions=(lambda v: v, lambda v: v))
     ticks = [0.001, 0.01, 0.1, 0.5, 0.9]
     top.set_xticks([np.log(p / (1 - p)) for p in ticks], [f"{p:g}" for p in ticks])
-    top.set_xlabel(r"$D(G(z))$", fontsize=9)
-    top.tick_params(labelsize=8)
+    top.set_xlabel(r"$D(G(z))$", fontsize=10.5)
+    top.tick_params(labelsize=10.5)
 
     dd = np.linspace(0, 1, 201)
     ax2.plot(dd, dd, color=c_sat, lw=2.2,
@@ -267,17 +301,19 @@ def fig_gradient_saturation():
     ax2.axvspan(0, 0.1, color="#fee0d2", alpha=0.6, lw=0)
     p = 0.02
     ax2.plot([p, p], [p, 1 - p], "o", color="black", ms=4)
-    ax2.annotate(f"$D(G(z)) = {p}$：梯度只有 {p}", (p, p), xytext=(0.05, 0.44), va="bottom",
-                 fontsize=9, arrowprops=dict(arrowstyle="->", lw=0.8))
+    ax2.annotate(f"$D(G(z)) = {p}$：\n梯度只有 {p}", (p, p), xytext=(0.08, 0.36), va="bottom",
+                 fontsize=10.5, arrowprops=dict(arrowstyle="->", lw=0.8))
     ax2.annotate(f"同一处：梯度为 {1 - p:.2f}", (p, 1 - p), xytext=(0.2, 0.86),
-                 fontsize=9, arrowprops=dict(arrowstyle="->", lw=0.8))
+                 fontsize=10.5, arrowprops=dict(arrowstyle="->", lw=0.8))
     ax2.set_xlim(0, 1)
     ax2.set_ylim(0, 1.05)
-    ax2.set_xlabel(r"判别器对假样本的输出 $D(G(z))$")
-    ax2.set_ylabel("损失对 logit 的梯度大小")
+    ax2.set_xlabel(r"判别器对假样本的输出 $D(G(z))$", fontsize=10.5)
+    ax2.set_ylabel("损失对 logit 的梯度大小", fontsize=10.5)
     ax2.set_title("传回生成器的梯度大小")
     ax2.grid(alpha=0.3)
-    ax2.legend(loc="lower center", bbox_to_anchor=(0.5, 0.0), frameon=False, fontsize=9)
+    ax2.legend(loc="lower center", bbox_to_anchor=(0.5, 0.0), frameon=False, fontsize=10.5)
+    for a in (ax1, ax2):
+        a.tick_params(labelsize=10.5)
     fig.tight_layout()
     return fig
 
@@ -288,6 +324,7 @@ FIGURES = {
     "gan_backward": gan_diagrams.backward,
     "cgan_structure": gan_diagrams.cgan_structure,
     "gradient_saturation": fig_gradient_saturation,
+    "dcgan_transposed_conv": dcgan_figures.transposed_conv,
 }
 
 
@@ -314,7 +351,12 @@ def main(argv=None):
                   f"{rows[-1][3]} papers")
         args.out.mkdir(parents=True, exist_ok=True)
         for name in args.only or FIGURES:
-            save_figure(FIGURES[name](), args.out / f"{name}.png")
+            fig = FIGURES[name]()
+            px, text = smallest_label_px(fig, shown_fraction(name))
+            if px < MIN_LABEL_PX:
+                print(f"make_figures.py: warning: {name}: the label {text!r} is {px:.1f} px high on "
+                      f"the page (at least {MIN_LABEL_PX} px wanted); enlarge it", file=sys.stderr)
+            save_figure(fig, args.out / f"{name}.png")
     except FigureError as e:
         print(f"make_figures.py: error: {e}", file=sys.stderr)
         return 2
