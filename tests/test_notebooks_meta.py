@@ -42,7 +42,7 @@ def test_the_chapters_use_every_notebook():
 
 # the MNIST notebooks: model name in npgan.BOOK_EPOCHS
 MNIST = {"21.1-gan-mnist.ipynb": "gan", "21.2-cgan-mnist.ipynb": "cgan"}
-MAX_BYTES = 200_000
+MAX_BYTES = 1_000_000      # with the full run's outputs (PNG at the book's size, see make notebook-outputs)
 CHECK = "nbval-check-output"
 IGNORE = "nbval-ignore-output"
 
@@ -116,7 +116,7 @@ def test_checked_cells_store_plain_text(name):
 def test_committed_file_is_small_and_clean(name):
     path = NOTEBOOKS / name
     size = path.stat().st_size
-    assert size < MAX_BYTES, f"{name} is {size:,} bytes: clear the outputs of unchecked cells"
+    assert size < MAX_BYTES, f"{name} is {size:,} bytes: an output is too large (images are PNG at the size the book shows them)"
     nb = load(name)
     assert "widgets" not in nb["metadata"], f"{name} stores ipywidgets state"
     assert nb["metadata"]["kernelspec"]["name"] == "python3"
