@@ -488,3 +488,87 @@ def test_the_books_full_runs_never_trip_the_watch():
         watch = DivergenceWatch()
         for row in table:
             watch.check(int(row[1]), tuple(row[2:]))
+
+
+# ---------------------------------------------------------------- checkpoints
+
+from npgan import checkpoint  # noqa: E402
+from npgan.checkpoint import CheckpointError  # noqa: E402
+
+
+def rewrite(source, target, meta_changes=None, config_changes=None, **array_changes):
+    """A copy of the checkpoint ``source`` with some meta/config fields or arrays replaced."""
+    import json
+
+    with np.load(source) as f:
+        arrays = {k: f[k] for k in f.files}
+    meta = json.loads(bytes(arrays["meta"]).decode())
+    meta.update(meta_changes or {})
+    meta["config"].update(config_changes or {})
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    arrays.update(array_changes)
+    with open(target, "wb") as f:
+        np.savez(f, **arrays)
+    return target
+
+
+@pytest.fixture(scope="module")
+def small_checkpoint(tmp_path_factory):
+    return checkpoint.save(build(GANConfig(**SMALL), seed=1),
+                           tmp_path_factory.mktemp("ck") / "small.npz", epoch=1, seed=0)
+
+
+def nan_weights(path):
+    with np.load(path) as f:
+        G = f["G"].copy()
+    G[5] = np.nan
+    return G
+
+
+CHECKPOINT_CASES = {
+    # case: (how to make it from the small checkpoint, words of the one line)
+    "NaN weights": (lambda src, dst: rewrite(src, dst, G=nan_weights(src)),
+                    ["G's weights hold NaN or infinite values", "train again with lower learning rates"]),
+    "inf optimizer state": (lambda src, dst: rewrite(src, dst, opt_D_V=np.full(
+        np.load(src)["opt_D_V"].shape, np.inf, np.float32)), ["D's optimizer state (V) hold NaN"]),
+    "dtype float16": (lambda src, dst: rewrite(src, dst, config_changes={"dtype": "float16"}),
+                      ["GANConfig.dtype must be one of 'float32', 'float64', got 'float16'"]),
+    "latent_dim a string": (lambda src, dst: rewrite(src, dst, config_changes={"latent_dim": "8"}),
+                            ["GANConfig.latent_dim must be a whole number, got '8'"]),
+    "74 GiB of layers": (lambda src, dst: rewrite(src, dst, config_changes={"g_hidden": [100000, 100000]}),
+                         ["weights together, more than the 20,000,000 allowed"]),
+    "1.8 PiB of layers": (lambda src, dst: rewrite(src, dst, config_changes={"d_hidden": [10 ** 8] * 3}),
+                          ["more than the 20,000,000 allowed"]),
+    "weights of another shape": (lambda src, dst: rewrite(src, dst, G=np.load(src)["G"][:, None]),
+                                 ["G's weights are stored as an array of shape (", ", 1) and type float32, "
+                                  "the config needs shape ("]),
+    "weights of another type": (lambda src, dst: rewrite(src, dst, D=np.load(src)["D"].astype(np.float64)),
+                                ["type float64, the config needs shape"]),
+    "random bytes": (lambda src, dst: dst.write_bytes(np.random.default_rng(0).bytes(5000)) and dst,
+                     ["not an .npz file"]),
+    "a folder": (lambda src, dst: (dst.mkdir(), dst)[1], ["is a folder, not a checkpoint file"]),
+    "a FIFO": (lambda src, dst: make_fifo(dst), ["is a FIFO (named pipe), not a checkpoint file"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CHECKPOINT_CASES))
+def test_a_bad_checkpoint_is_refused_before_use(small_checkpoint, tmp_path, case):
+    """Case 6 (NaN weights gave black images, exit 0), case 7 (float16: TypeError;
+    huge sizes: MemoryError after trying 74 GiB) and the misleading messages."""
+    make, needles = CHECKPOINT_CASES[case]
+    path = make(small_checkpoint, tmp_path / "bad.npz")
+    with pytest.raises(CheckpointError) as info:
+        checkpoint.load(path)
+    message = str(info.value)
+    assert str(path) in message and "\n" not in message and "pickle" not in message
+    for needle in needles:
+        assert needle in message, (needle, message)
+
+
+@pytest.mark.parametrize("case", ["NaN weights", "dtype float16", "74 GiB of layers", "a FIFO"])
+def test_sample_refuses_a_bad_checkpoint_in_one_line(run_cli, small_checkpoint, tmp_path, case):
+    make, needles = CHECKPOINT_CASES[case]
+    path = make(small_checkpoint, tmp_path / "bad.npz")
+    result = run_cli("sample", "--checkpoint", path, "--out", tmp_path / "s.npy", timeout=60)
+    assert_one_line(result, *needles)
+    assert not (tmp_path / "s.npy").exists()

@@ -36,46 +36,118 @@ def save(model, path, epoch=None, seed=None):
     return path
 
 
-def load(path):
-    """(model, meta) from a checkpoint written by ``save``."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+MAX_META_BYTES = 1_000_000   # the JSON of meta; a real one is about 600 bytes
+
+
+class _Refused(Exception):
+    """A checkpoint that is well-formed but must not be used; its own message."""
+
+
+def _header(data, key):
+    """(shape, dtype) of the array ``key`` in an open NpzFile, from its .npy
+    header alone: nothing is read (or allocated) before the size is known."""
+    if key not in data.files:
+        raise KeyError(f"no array {key!r}")
+    with data.zip.open(key + ".npy") as f:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+            np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(f)
+    return shape, dtype
+
+
+def _read(data, key, shape, dtype, what, path):
+    """The array ``key``, read only once its header shows ``shape`` and ``dtype``;
+    weights and optimizer state must be finite."""
+    stored_shape, stored_dtype = _header(data, key)
+    if stored_shape != tuple(shape) or stored_dtype != np.dtype(dtype):
+        raise ValueError(f"{what} are stored as an array of shape {stored_shape} and type "
+                         f"{stored_dtype}, the config needs shape {tuple(shape)} and type {np.dtype(dtype)}")
+    array = data[key]
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        raise _Refused(f"{path}: {what} hold NaN or infinite values (the training had diverged "
+                       "when this was saved); train again with lower learning rates")
+    return array
+
+
+def _open_checked(path):
+    """An open binary file for ``path``, or CheckpointError saying what it is instead."""
+    import os
+    import stat
+
+    from .files import kind_of
+
     try:
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(bytes(data["meta"]).decode())
-            if meta.get("format") != FORMAT:
-                raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT!r}")
-            # files from before InfoGAN and DCGAN have no "model": GAN or CGAN
-            name = meta.get("model") or ("cgan" if meta["config"].get("n_classes") else "gan")
-            config_class = models.family(name).config_class
-            model = models.build(config_class(**{k: tuple(v) if isinstance(v, list) else v
-                                                 for k, v in meta["config"].items()}), seed=0)
-            for net_name in ("G", "D"):
-                net = getattr(model, net_name)
-                weights = data[net_name]
-                if weights.shape != net.flat_params.shape:
-                    raise ValueError(f"{net_name} has {weights.size} weights, the config expects "
-                                     f"{net.flat_params.size}")
-                net.flat_params[...] = weights
-                buffers = getattr(net, "flat_buffers", None)
-                if buffers is not None and buffers.size:
-                    stored = data[f"{net_name}_buffers"]
-                    if stored.shape != buffers.shape:
-                        raise ValueError(f"{net_name} has {stored.size} running statistics, "
-                                         f"the config expects {buffers.size}")
-                    buffers[...] = stored
-                opt = model.opt_g if net_name == "G" else model.opt_d
-                for key, value in opt.state().items():
-                    stored = data[f"opt_{net_name}_{key}"]
-                    if key == "t":
-                        opt.t = int(stored)
-                    else:
-                        value[...] = stored
-    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError,
-            zipfile.BadZipFile, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{path}: not a valid npgan checkpoint ({err}); "
-                              "train again to write a new one") from None
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint file") from None
+    except OSError as err:
+        raise CheckpointError(f"{path}: cannot read it ({err.strerror})") from None
+    if stat.S_ISDIR(mode):
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file; give the .npz file in it, "
+                              f"such as {path / 'checkpoint.npz'}")
+    if not stat.S_ISREG(mode):
+        raise CheckpointError(f"{path} is {kind_of(mode)}, not a checkpoint file")
+    try:
+        return open(path, "rb")
+    except OSError as err:
+        raise CheckpointError(f"{path}: cannot read it ({err.strerror})") from None
+
+
+def load(path):
+    """(model, meta) from a checkpoint written by ``save``.
+
+    Everything is checked before it is used: the file is an .npz, the config
+    passes its family's validate() (types, ranges, size) before a model is
+    built, every array has the shape and type the config needs before it is
+    read, and weights and optimizer state are finite."""
+    path = Path(path)
+    with _open_checked(path) as f:
+        try:
+            if f.read(4) != b"PK\x03\x04":   # else NumPy's message is about pickles
+                raise ValueError("it is not an .npz file (an .npz is a zip archive)")
+            f.seek(0)
+            with np.load(f, allow_pickle=False) as data:
+                return _load(data, path)
+        except _Refused as err:
+            raise CheckpointError(str(err)) from None
+        except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError,
+                zipfile.BadZipFile, json.JSONDecodeError) as err:
+            raise CheckpointError(f"{path}: not a valid npgan checkpoint ({err}); "
+                                  "train again to write a new one") from None
+
+
+def _load(data, path):
+    meta_shape, meta_dtype = _header(data, "meta")
+    if len(meta_shape) != 1 or meta_dtype != np.uint8 or meta_shape[0] > MAX_META_BYTES:
+        raise ValueError(f"meta is {meta_shape} {meta_dtype}, expected at most {MAX_META_BYTES} bytes of JSON")
+    meta = json.loads(bytes(data["meta"]).decode())
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+        raise ValueError("meta is not a JSON object with a config")
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT!r}")
+    # files from before InfoGAN and DCGAN have no "model": GAN or CGAN
+    name = meta.get("model") or ("cgan" if meta["config"].get("n_classes") else "gan")
+    config = models.family(name).config_class.from_json(json.dumps(meta["config"]))  # validated
+    model = models.build(config, seed=0)
+    for net_name in ("G", "D"):
+        net = getattr(model, net_name)
+        params = net.flat_params
+        params[...] = _read(data, net_name, params.shape, params.dtype, f"{net_name}'s weights", path)
+        buffers = getattr(net, "flat_buffers", None)
+        if buffers is not None and buffers.size:
+            buffers[...] = _read(data, f"{net_name}_buffers", buffers.shape, buffers.dtype,
+                                 f"{net_name}'s running statistics", path)
+        opt = model.opt_g if net_name == "G" else model.opt_d
+        for key, value in opt.state().items():
+            what = f"{net_name}'s optimizer state ({key})"
+            if key == "t":
+                step = _read(data, f"opt_{net_name}_{key}", (), np.int64, what, path)
+                if step < 0:
+                    raise ValueError(f"{what} is {step}, a negative step count")
+                opt.t = int(step)
+            else:
+                value[...] = _read(data, f"opt_{net_name}_{key}", value.shape, value.dtype, what, path)
     return model, meta
 
 
