@@ -28,6 +28,8 @@ Pure NumPy: no SciPy, no PyTorch.
 """
 
 import json
+import os
+import stat
 import sys
 import time
 import zipfile
@@ -36,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from . import data
-from .files import atomic_write
+from .files import atomic_write, kind_of
 from .layers import Dropout, Linear, ReLU, Sequential
 from .losses import softmax_cross_entropy
 from .optim import Adam
@@ -128,12 +130,22 @@ class Evaluator:
 
     @classmethod
     def load(cls, path):
-        """Read a file written by ``save``; ValueError if it is not a valid evaluator."""
+        """Read a file written by ``save``; ValueError if it is not a valid evaluator
+        (also for an empty file, a FIFO or a folder, which are not even opened as .npz)."""
         try:
-            with np.load(path, allow_pickle=False) as f:
-                meta = json.loads(bytes(f["meta"]).decode())
-                weights = [(f[f"W{i}"], f[f"b{i}"]) for i in (1, 2, 3)]
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as err:
+            mode = os.stat(path).st_mode
+            if not stat.S_ISREG(mode):
+                raise ValueError(f"it is {kind_of(mode)}, not a regular file")
+            with open(path, "rb") as raw:
+                if raw.read(4) != b"PK\x03\x04":   # an empty file: EOFError in np.load
+                    raise ValueError("it is empty" if raw.tell() == 0 else "it is not an .npz file")
+                raw.seek(0)
+                with np.load(raw, allow_pickle=False) as f:
+                    meta = json.loads(bytes(f["meta"]).decode())
+                    weights = [(f[f"W{i}"], f[f"b{i}"]) for i in (1, 2, 3)]
+            if not isinstance(meta, dict):
+                raise ValueError("its meta is not a JSON object")
+        except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as err:
             raise ValueError(f"{path}: not a valid evaluator file ({err})") from None
         if meta.get("version") != EVALUATOR_VERSION:
             raise ValueError(f"{path}: evaluator version {meta.get('version')!r}, "
@@ -142,7 +154,8 @@ class Evaluator:
             raise ValueError(f"{path}: trained with another recipe ({meta.get('recipe')})")
         sizes = [784, *EVALUATOR_RECIPE["hidden"], N_DIGITS]
         for (W, b), n_in, n_out in zip(weights, sizes[:-1], sizes[1:]):
-            if W.shape != (n_in, n_out) or b.shape != (n_out,) or not np.all(np.isfinite(W)):
+            if W.shape != (n_in, n_out) or b.shape != (n_out,) or not (
+                    np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
                 raise ValueError(f"{path}: evaluator weights have the wrong shape or are not finite")
         return cls(weights, meta)
 
@@ -264,6 +277,9 @@ def load_evaluator(path=None, train=True, log=None, dataset="mnist"):
         return _EVALUATORS[path]
     log = log or (lambda msg: print(msg, file=sys.stderr))
     evaluator = None
+    if path.exists() and not path.is_file():   # never trained for minutes, then refused
+        raise data.DataError(f"{path} is {kind_of(os.stat(path).st_mode)}, not a regular file: "
+                             "remove it, and the evaluator will be trained and cached there again")
     if path.exists():
         try:
             evaluator = Evaluator.load(path)
