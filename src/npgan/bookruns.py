@@ -41,15 +41,15 @@ def _facts(name, config, epochs, seed, dataset, subset, every):
             "seed": seed, "dataset": dataset, "subset": subset, "every": every}
 
 
-def book_run(name, epochs=None, subset=None, seed=0, dataset="mnist", every=10, progress=None):
+def book_run(name, epochs=None, subset=None, seed=0, dataset="mnist", every=10, notebook=False):
     """(model, history) of the book's run of model ``name`` with the book's recipe.
 
     Reuses the finished run in ``run_folder(...)`` if it was made with the same
     recipe, epochs, seed, data and subset; otherwise trains it now (a snapshot
     after every epoch, a checkpoint every ``every`` epochs and after the last)
-    and saves it. ``progress``: an on_epoch_end callback such as
-    npgan.notebook_progress, called while training. The history says which
-    happened: ``history.reused`` is True for a run read back from disk."""
+    and saves it. ``notebook=True``: while training, a progress line in the
+    notebook (npgan.notebook_progress). The history says which happened:
+    ``history.reused`` is True for a run read back from disk."""
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
     config = models.book_config(name)
@@ -67,8 +67,10 @@ def book_run(name, epochs=None, subset=None, seed=0, dataset="mnist", every=10, 
     images, labels = DATASETS[dataset]("train", subset=subset)
     model = models.build(config, seed=seed)
     callbacks = [checkpoint.epoch_saver(model, folder, epochs, every, seed)]
-    if progress is not None:
-        callbacks.append(progress)
+    if notebook:
+        from .train import notebook_progress
+
+        callbacks.append(notebook_progress(epochs, len(images) // config.batch_size))
     history = train(model, images, labels if model.conditional else None, epochs=epochs,
                     seed=seed, snapshot_epochs=range(epochs + 1), progress=False,
                     on_epoch_end=callbacks)
@@ -118,7 +120,7 @@ def _read_history(path):
 # ------------------------------------------------------------------ side by side
 
 # What `make book` trains before the pages: (model, dataset), in the order they start.
-BOOK_RUNS = (("gan", "mnist"), ("cgan", "mnist"))
+BOOK_RUNS = (("gan", "mnist"), ("cgan", "mnist"), ("infogan", "mnist"))
 
 
 def train_side_by_side(runs=BOOK_RUNS, jobs=None, subset=None, epochs=None, log=print):
