@@ -12,7 +12,7 @@ MATHJAX := _static_offline/mathjax
 # second build writes only changed pages and silently drops the warnings of the others.
 JB_FLAGS := -W -n --keep-going --all
 
-.PHONY: all book test test-unit test-notebooks test-browser bench lab data figures gan-zoo-counts clean help \
+.PHONY: all book runs test test-unit test-notebooks test-browser bench lab data figures gan-zoo-counts clean help \
         notebook-outputs numbering
 
 help:
@@ -46,6 +46,12 @@ $(STAMPS)/apt: Makefile   # re-checked when APT_PACKAGES changes
 data: $(STAMPS)/venv
 	$(PY) -m npgan fetch-data --evaluator
 
+# The book's training runs, side by side (one process and one BLAS thread per model, as many
+# at once as there are cores); the notebooks then find them done. Each run is reused while
+# its recipe is unchanged. (A notebook opened on its own trains its run in the cell.)
+runs: $(STAMPS)/venv data
+	time $(PY) -m npgan book-runs
+
 # MathJax served from the build itself, so the book reads offline (not committed).
 $(MATHJAX)/tex-mml-chtml.js:
 	rm -rf $(MATHJAX) .mathjax-tmp && mkdir -p .mathjax-tmp $(MATHJAX)
@@ -63,7 +69,7 @@ gan-zoo-counts: $(STAMPS)/venv
 	$(PY) images/make_figures.py --from-tsv --only gan_zoo_cumulative
 
 # ---------------------------------------------------------------- the book
-book: $(STAMPS)/venv $(STAMPS)/apt data $(MATHJAX)/tex-mml-chtml.js figures
+book: $(STAMPS)/venv $(STAMPS)/apt data runs $(MATHJAX)/tex-mml-chtml.js figures
 	time $(VENV)/bin/jupyter-book build . $(JB_FLAGS)
 	@echo "open _build/html/index.html"
 
@@ -86,6 +92,7 @@ test-browser: $(STAMPS)/venv $(STAMPS)/apt data $(MATHJAX)/tex-mml-chtml.js figu
 
 bench: $(STAMPS)/venv $(STAMPS)/torch data
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_busy.py
 
 lab: $(STAMPS)/venv data
 	$(PIP) install -q jupyterlab==4.4.9
