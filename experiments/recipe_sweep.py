@@ -1,5 +1,5 @@
 """Train one recipe variant and keep a checkpoint every few epochs, for the
-quality measurements of 21.4 (evaluated afterwards with `python -m npgan evaluate`).
+quality measurements of the evaluation section, 21.5 (evaluated afterwards with `python -m npgan evaluate`).
 
     python experiments/recipe_sweep.py --model gan --epochs 60 --every 10 \
         --set d_dropout=0.3 real_label=0.9 --out runs/sweep/gan-drop03-smooth09
