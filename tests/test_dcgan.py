@@ -73,7 +73,7 @@ def softplus(z):
 
 
 CASES = {"BN separate": {}, "BN mixed": dict(d_bn_batches="mixed"),
-         "no BN": dict(batch_norm=False)}
+         "no BN": dict(batch_norm=False, d_batch_norm=False)}
 SEEDS = {"no BN": 9}   # seeds whose finite differences cross no ReLU kink
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from . import models
 from .conv import BatchNorm, Conv2d, ConvTranspose2d, Flatten, Reshape
 from .gan import GAN, GANConfig
-from .layers import LeakyReLU, Linear, ReLU, Sequential, Tanh
+from .layers import Dropout, LeakyReLU, Linear, ReLU, Sequential, Tanh
 
 
 @dataclass
@@ -29,10 +29,11 @@ class DCGANConfig(GANConfig):
 
     g_channels: tuple = (64, 32)    # G's channels at 7×7 and at 14×14
     d_channels: tuple = (32, 64)    # D's channels at 14×14 and at 7×7
-    batch_norm: bool = True         # BN in G (both hidden maps) and in D (second conv)
+    batch_norm: bool = True         # BN in G (after the Linear and the first ConvT)
+    d_batch_norm: bool = True       # BN in D (after the second conv)
     d_bn_batches: str = "separate"  # D's BN statistics: real and fake halves apart, or "mixed"
     dataset: str = "mnist"          # "mnist" or "fashion" (Fashion-MNIST): what it learns, how it is scored
-    d_dropout: float = 0.0          # DCGAN has no dropout
+    d_dropout: float = 0.0          # dropout after each of D's LeakyReLUs (0: none, as DCGAN)
     g_hidden: tuple = ()
     d_hidden: tuple = ()
 
@@ -59,10 +60,15 @@ def build_discriminator(cfg, rng, dtype):
     d1, d2 = cfg.d_channels
     slope = cfg.leaky_slope
     gain = np.sqrt(2 / (1 + slope**2))
+
+    def dropout():   # after each LeakyReLU, if asked for (the MLP GAN's D needed it)
+        return [Dropout(cfg.d_dropout, rng)] if cfg.d_dropout > 0 else []
+
     layers = [Reshape(1, 28, 28), Conv2d(1, d1, 4, 2, 1, rng, gain, dtype), LeakyReLU(slope),
-              Conv2d(d1, d2, 4, 2, 1, rng, gain, dtype)]
-    layers += [BatchNorm(d2, dtype=dtype)] if cfg.batch_norm else []
-    layers += [LeakyReLU(slope), Flatten(), Linear(d2 * 7 * 7, 1, rng, "xavier", dtype=dtype)]
+              *dropout(), Conv2d(d1, d2, 4, 2, 1, rng, gain, dtype)]
+    layers += [BatchNorm(d2, dtype=dtype)] if cfg.d_batch_norm else []
+    layers += [LeakyReLU(slope), *dropout(), Flatten(),
+               Linear(d2 * 7 * 7, 1, rng, "xavier", dtype=dtype)]
     return Sequential(layers)
 
 
