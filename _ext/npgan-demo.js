@@ -165,11 +165,11 @@
       return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
     };
   }
-  function noise(part, random) {   // z ~ N(0, I) by Box–Muller, or U(−1, 1)
-    const z = new Float64Array(part.size);
+  function noise(part, random) {   // z ~ N(0, I) by Box–Muller, or U(−1, 1); times its scale
+    const z = new Float64Array(part.size), scale = part.scale ?? 1;
     for (let i = 0; i < z.length; i++) {
-      z[i] = part.noise === "uniform" ? 2 * random() - 1
-        : Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+      z[i] = scale * (part.noise === "uniform" ? 2 * random() - 1
+        : Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random()));
     }
     return z;
   }

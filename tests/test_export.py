@@ -7,6 +7,7 @@ decoded network is run with plain NumPy against npgan's own G.
 """
 
 import base64
+import dataclasses
 import json
 import re
 
@@ -148,6 +149,11 @@ def test_infogan_layout_has_its_codes():
     x = export.probe_inputs(model, 400)
     assert x.shape == (400, model.G.layers[0].W.shape[0])
     assert x[:, 72:].min() < -1.5 and x[:, 72:].max() > 1.5   # the sliders reach ±2
+    if hasattr(model.config, "z_std"):   # z as loud as the model's own prior
+        wide = models.build(dataclasses.replace(models.book_config("infogan"), z_std=3.0))
+        assert export.input_layout(wide)[0]["scale"] == 3.0
+        z = export.probe_inputs(wide, 400)[:, :62]
+        assert 2.7 < z.std() < 3.3
 
 
 def test_data_script_is_a_classic_assignment():

@@ -209,7 +209,9 @@ def input_layout(model):
     """The parts of G's input vector, in order: z, then a CGAN's one-hot label,
     or InfoGAN's one-hot c1 and continuous codes."""
     c = model.config
-    parts = [{"part": "z", "size": c.latent_dim, "noise": c.noise}]
+    # z's prior, times InfoGAN's z_std where the config has one
+    parts = [{"part": "z", "size": c.latent_dim, "noise": c.noise,
+              "scale": float(getattr(c, "z_std", 1.0))}]
     if getattr(c, "n_classes", 0):
         parts.append({"part": "label", "size": c.n_classes})
     if getattr(c, "n_cat", 0):
@@ -231,8 +233,8 @@ def probe_inputs(model, n, seed=0):
     for part in input_layout(model):
         size = part["size"]
         if part["part"] == "z":
-            columns.append(rng.standard_normal((n, size)) if part["noise"] == "normal"
-                           else rng.uniform(-1, 1, (n, size)))
+            columns.append(part["scale"] * (rng.standard_normal((n, size)) if part["noise"] == "normal"
+                                            else rng.uniform(-1, 1, (n, size))))
         elif part["part"] == "cont":
             columns.append(rng.uniform(*part["range"], (n, size)))
         else:

@@ -13,7 +13,7 @@ refused and recorded). For every page of the build that holds a widget
 * window.npganDemo.generate(model, v) equals npgan's to_uint8(G(v)) of that checkpoint
   within 2 grey levels on every pixel, for fixed inputs spread over what the
   widgets can ask for (npgan.export.probe_inputs); one image takes under 5 ms (the
-  fastest of 20 runs of 10);
+  fastest of 50 runs of 4);
 * the widget's canvas shows exactly npgan's images of the inputs it reports;
 * CGAN: clicking digit d draws G(z, d) for the same z; "同样的噪声，换个数字" keeps z
   and moves to d + 1; → moves between the digit buttons; "换一批噪声" changes z;
@@ -160,12 +160,12 @@ def check_generate(driver, check, ref, where, name, source, figures):
     figures.setdefault(name, {})["max_grey_gap"] = max(gap, figures[name].get("max_grey_gap", 0))
     check(gap <= MAX_GREY, f"{where}: generate({name}) = npgan's G of {source}",
           f"largest difference {gap} grey level(s) over {N_INPUTS} × 784 pixels")
-    # the fastest of 20 runs of 10 images: the cost of the computation itself, not of
+    # the fastest of 50 runs of 4 images: the cost of the computation itself, not of
     # the other jobs of a shared machine
     ms = driver.execute_script("""
-        const [name, v] = arguments, n = 10, runs = [];
+        const [name, v] = arguments, n = 4, runs = [];
         for (let i = 0; i < 10; i++) window.npganDemo.generate(name, v);
-        for (let r = 0; r < 20; r++) {
+        for (let r = 0; r < 50; r++) {
           const start = performance.now();
           for (let i = 0; i < n; i++) window.npganDemo.generate(name, v);
           runs.push((performance.now() - start) / n);
