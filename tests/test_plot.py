@@ -58,7 +58,7 @@ def test_png_bytes_keeps_the_grey_levels(tmp_path):
 def test_snapshot_table_html():
     snaps = {e: np.full((32, 32), 10 * e, dtype=np.uint8) for e in (0, 5, 20)}
     html = SnapshotTable(snaps, caption="表 <1> & co")._repr_html_()
-    assert re.findall(r"<th(?:\s[^>]*)?>(.*?)</th>", html) == ["epoch 0", "epoch 5", "epoch 20"]
+    assert re.findall(r"<th(?:\s[^>]*)?>(.*?)</th>", html) == ["第 0 轮", "第 5 轮", "第 20 轮"]
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
     assert len(images) == 3
     for e, data in zip((0, 5, 20), images):
@@ -66,7 +66,7 @@ def test_snapshot_table_html():
         assert np.all(np.abs(np.rint(rgba[..., 0] * 255) - 10 * e) <= 1)
     assert "<caption>表 &lt;1&gt; &amp; co</caption>" in html
     html = SnapshotTable(snaps, epochs=[20, 0])._repr_html_()
-    assert re.findall(r"<th(?:\s[^>]*)?>(.*?)</th>", html) == ["epoch 20", "epoch 0"]
+    assert re.findall(r"<th(?:\s[^>]*)?>(.*?)</th>", html) == ["第 20 轮", "第 0 轮"]
     assert "<caption>" not in html
     with pytest.raises(KeyError):
         SnapshotTable(snaps, epochs=[7])._repr_html_()

@@ -153,7 +153,7 @@ def _load(data, path):
 
 def run_dir(name):
     """Where the book's runs keep their checkpoints: $NPGAN_DATA/runs/<name>
-    (the notebooks of 21.1 and 21.2 write there, 21.4 evaluates what they wrote)."""
+    (the notebooks of 21.1–21.4 write there, 21.5 evaluates what they wrote)."""
     from .data import data_dir
 
     return data_dir() / "runs" / name
@@ -182,7 +182,7 @@ def book_checkpoints(model_name, epochs, subset=None, every=10, seed=0, run_name
     (default name: "book-<model>", or "book-<model>-subset<N>" for a quick run on
     the first N images). If the
     last one is missing, or was trained with another recipe, the run is
-    trained here, with the same settings, so that 21.4 can always evaluate it.
+    trained here, with the same settings, so that 21.5 can always evaluate it.
     """
     from .data import load_mnist
     from .models import book_config

@@ -1,4 +1,4 @@
-"""Evaluating a generator (chapter 21.4): digit shares, label accuracy,
+"""Evaluating a generator (chapter 21.5): digit shares, label accuracy,
 Fréchet distance and the Parzen-window log-likelihood.
 
 Everything is measured with an *evaluator*: an MNIST classifier trained by

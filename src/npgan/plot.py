@@ -56,7 +56,7 @@ def save_png(grid, path):
 
 
 class SnapshotTable:
-    """An HTML table of sample grids, one column per epoch, headed "epoch N".
+    """An HTML table of sample grids, one column per epoch, headed "第 N 轮" (轮: the book's word for epoch).
 
     Shows itself in Jupyter (``_repr_html_``) and in the built book; the
     images are embedded as PNG data, so the table needs no other file. At the
@@ -69,12 +69,12 @@ class SnapshotTable:
         self.width = width
 
     def _repr_html_(self):
-        head = "".join(f'<th style="text-align:center">epoch {e}</th>' for e in self.epochs)
+        head = "".join(f'<th style="text-align:center">第 {e} 轮</th>' for e in self.epochs)
         cells = []
         for e in self.epochs:
             data = base64.b64encode(png_bytes(self.snapshots[e])).decode("ascii")
             cells.append(f'<td style="padding:4px"><img src="data:image/png;base64,{data}" '
-                         f'width="{self.width}" alt="epoch {e}" '
+                         f'width="{self.width}" alt="第 {e} 轮" '
                          'style="image-rendering:pixelated;max-width:none"></td>')
         caption = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
         return (f'<table class="npgan-snapshots">{caption}<thead><tr>{head}</tr></thead>'
@@ -117,7 +117,7 @@ def plot_history(history, steps_per_epoch=None, window=100):
     ax2.set_ylim(0, 1)
     ax2.set_title("判别器的输出（滑动平均）")
     for ax in (ax1, ax2):
-        ax.set_xlabel("epoch" if steps_per_epoch else "迭代次数")
+        ax.set_xlabel("轮" if steps_per_epoch else "迭代次数")
         ax.legend()
         ax.grid(alpha=0.3)
     fig.tight_layout()

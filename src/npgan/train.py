@@ -217,8 +217,8 @@ def notebook_progress(epochs, steps_per_epoch):
         d_loss, g_loss, d_real, d_fake = np.mean(
             [row[2:] for row in history.records[-steps_per_epoch:]], axis=0)
         bar = tqdm.format_meter(epoch, epochs, time.perf_counter() - start, ncols=64,
-                                prefix="训练", unit="epoch")
-        status.update(Pretty(f"{bar}\n这个 epoch 的平均：D 的损失 {d_loss:.3f}，G 的损失 {g_loss:.3f}，"
+                                prefix="训练", unit="轮")
+        status.update(Pretty(f"{bar}\n这一轮的平均：D 的损失 {d_loss:.3f}，G 的损失 {g_loss:.3f}，"
                              f"D(x) {d_real:.2f}，D(G(z)) {d_fake:.2f}"))
 
     return report
