@@ -289,7 +289,8 @@ class CGAN(GAN):
 # The book's recipes (chosen with the measurements of the evaluation section).
 # Both: LeakyReLU(0.2), one-sided label smoothing 0.9, Adam 2e-4 with β1 0.5,
 # batch 64. The plain GAN also has dropout 0.3 in D: with it, G did not collapse
-# onto a few digits as it did without (one run each; not yet an ablation over seeds). The CGAN has none: its label already keeps every digit
+# onto a few digits as it did without (one run each; not yet an ablation over
+# seeds). The CGAN has none: its label already keeps every digit
 # in play, and dropout made D too lenient about "is this the digit I asked
 # for?" (label accuracy 0.94 after 30 epochs with it, 0.96 after 20 without).
 models.register("gan", GANConfig, GAN, GANConfig, book_epochs=60)
