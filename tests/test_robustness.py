@@ -620,3 +620,215 @@ def test_an_evaluator_cache_that_is_a_fifo_is_refused_before_training(tmp_path, 
     with pytest.raises(data.DataError, match="is a FIFO .named pipe., not a regular file: remove it"):
         metrics.load_evaluator(path, log=lambda m: None)
     assert stat.S_ISFIFO(os.stat(path).st_mode)
+SIGTERM_SCRIPT = r"""
+import sys, time
+from npgan import cli, files
+
+def slow_fetch(args):   # stands in for a long write: a download, a checkpoint
+    with files.atomic_write(sys.argv[1]) as f:
+        f.write(b"x" * 100000)
+        f.flush()
+        print("writing", flush=True)
+        time.sleep(60)
+
+cli.cmd_fetch = slow_fetch
+sys.exit(cli.main(["fetch-data"]))
+"""
+
+
+def test_sigterm_is_a_clean_exit_like_ctrl_c(tmp_path):
+    target = tmp_path / "file.bin"
+    proc = subprocess.Popen([sys.executable, "-c", SIGTERM_SCRIPT, str(target)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "writing\n"
+        assert len(parts(tmp_path)) == 1
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert stderr.strip() == "terminated" and "Traceback" not in stderr
+    assert list(tmp_path.iterdir()) == []   # no .part, no half a file
+
+
+# ---------------------------------------------------------------- the command line
+
+def test_sample_and_evaluate_refuse_a_fifo_as_output(run_cli, small_checkpoint, tmp_path):
+    """Case 1: `sample --out /dev/null` renamed a file over the device node."""
+    fifo = make_fifo(tmp_path / "out.npy")
+    for args in (["sample", "--checkpoint", small_checkpoint, "--out", fifo],
+                 ["evaluate", "--checkpoint", small_checkpoint, "--json", fifo]):
+        assert_one_line(run_cli(*args, timeout=60), f"cannot write {fifo}: it is a FIFO (named pipe), "
+                        "not a regular file, and npgan never replaces one")
+        assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert parts(tmp_path) == []
+
+
+@pytest.mark.parametrize("command", ["train", "sample", "evaluate"])
+def test_a_negative_seed_is_one_line_before_any_work(run_cli, small_checkpoint, tmp_path, command):
+    """Case 2: a traceback in train and sample; evaluate said so only after its work,
+    blaming the checkpoint."""
+    args = {"train": ["train", "--out", tmp_path / "run"],
+            "sample": ["sample", "--checkpoint", small_checkpoint, "--out", tmp_path / "s.npy"],
+            "evaluate": ["evaluate", "--checkpoint", small_checkpoint]}[command]
+    started = time.perf_counter()
+    result = run_cli(*args, "--seed", "-1", timeout=60)
+    assert_one_line(result, "argument --seed: must be a whole number ≥ 0, got -1")
+    assert time.perf_counter() - started < 20 and result.stdout == ""
+
+
+@pytest.mark.parametrize("name", ["checkpoint.npz", "epoch_001.png", "history.csv"])
+def test_train_finds_a_folder_in_place_of_an_output_before_training(run_cli, tmp_path, name):
+    """Case 3: found only after training. (--data-dir is a file: had train reached
+    the data, it would have failed there, not about the output.)"""
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "run" / name).mkdir(parents=True)
+    result = run_cli("--data-dir", tmp_path / "a-file", "train", "--epochs", "1", "--out",
+                     tmp_path / "run", timeout=60)
+    assert_one_line(result, f"cannot write {tmp_path / 'run' / name}: it is a folder")
+
+
+def test_train_without_room_for_its_checkpoint_is_one_line_before_training(run_cli, tmp_path, tmpfs):
+    small = tmpfs("small", "size=256k")
+    (tmp_path / "a-file").write_text("x")
+    result = run_cli("--data-dir", tmp_path / "a-file", "train", "--epochs", "1", "--out", small,
+                     timeout=60)
+    line = assert_one_line(result, f"cannot write {small / 'checkpoint.npz'}: it needs 14.1 MB, only")
+    assert line.endswith(f"are free in {small}")
+
+
+def test_train_into_an_immutable_folder_is_one_line(run_cli, tmp_path, chattr_immutable):
+    run = tmp_path / "run"
+    run.mkdir()
+    chattr_immutable(run)
+    assert_one_line(run_cli("train", "--out", run, timeout=60), f"cannot write to {run}",
+                    "Operation not permitted")
+
+
+def test_a_batch_size_the_config_refuses_is_one_line(run_cli, tmp_path):
+    assert_one_line(run_cli("train", "--out", tmp_path / "run", "--batch-size", "100000", timeout=60),
+                    "GANConfig.batch_size must be a whole number in [1, 65536], got 100000")
+
+
+def test_an_output_name_over_255_bytes_is_one_line(run_cli, small_checkpoint, tmp_path):
+    out = tmp_path / ("s" * 300 + ".npy")
+    assert_one_line(run_cli("sample", "--checkpoint", small_checkpoint, "--out", out, timeout=60),
+                    "the file name is 304 bytes long, the limit is 255")
+
+
+def test_sample_of_ten_billion_is_refused_before_any_work(run_cli, small_checkpoint, tmp_path):
+    """Case 8: a MemoryError traceback. Now the samples stream to disk in batches,
+    and a request the disk cannot hold is one line at once."""
+    result = run_cli("sample", "--checkpoint", small_checkpoint, "--n", "10000000000",
+                     "--out", tmp_path / "s.npy", timeout=60)
+    assert_one_line(result, f"cannot write {tmp_path / 's.npy'}: it needs 7.8 TB, only")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_sample_streams_exactly_what_one_big_batch_gives(run_cli, tmp_path, conditional):
+    """2,500 samples, written 1,000 at a time: the same bytes as np.save of the same
+    three batches, and (BLAS rounds a batch of 2,500 a little differently) within
+    one grey level of all of them at once."""
+    model = build(GANConfig(n_classes=10 if conditional else 0, **SMALL), seed=3)
+    ck = checkpoint.save(model, tmp_path / "ck.npz")
+    result = run_cli("sample", "--checkpoint", ck, "--n", "2500", "--seed", "4",
+                     "--out", tmp_path / "s.npy", timeout=120)
+    assert result.returncode == 0, result.stderr
+    labels = np.arange(2500) % 10 if conditional else None
+    rng = np.random.default_rng(4)
+    batches = [model.generate(model.sample_noise(n, rng), None if labels is None else labels[a:a + n])
+               for a, n in ((0, 1000), (1000, 1000), (2000, 500))]
+
+    def as_uint8(x):
+        return np.clip(np.rint((x + 1) * 127.5), 0, 255).astype(np.uint8).reshape(-1, 28, 28)
+
+    expected = tmp_path / "expected.npy"
+    np.save(expected, as_uint8(np.concatenate(batches)))
+    assert (tmp_path / "s.npy").read_bytes() == expected.read_bytes()
+    at_once = as_uint8(model.generate(model.sample_noise(2500, np.random.default_rng(4)), labels))
+    assert np.abs(np.load(tmp_path / "s.npy").astype(int) - at_once).max() <= 1
+
+
+def test_outputs_that_are_the_checkpoint_are_refused(run_cli, small_checkpoint, tmp_path):
+    """--out or --json equal to --checkpoint silently destroyed the checkpoint."""
+    ck = tmp_path / "ck.npz"
+    ck.write_bytes(small_checkpoint.read_bytes())
+    (tmp_path / "link.npz").symlink_to(ck)
+    os.link(ck, tmp_path / "hard.npz")
+    before = ck.read_bytes()
+    for option, command in (("--out", "sample"), ("--json", "evaluate")):
+        for name in ("ck.npz", "link.npz", "hard.npz", "./ck.npz"):
+            result = run_cli(command, "--checkpoint", ck, option, name, timeout=60, cwd=tmp_path)
+            assert_one_line(result, f"{option} {Path(name)} is the checkpoint itself")
+    assert ck.read_bytes() == before
+
+
+def test_a_write_error_during_the_work_is_one_line(tmp_path, small_checkpoint):
+    """The disk fills (here: a file-size limit) while the samples are written."""
+    import resource
+
+    out = tmp_path / "s.npy"
+    result = subprocess.run(
+        [sys.executable, "-m", "npgan", "sample", "--checkpoint", str(small_checkpoint), "--n", "1000",
+         "--out", str(out)], capture_output=True, text=True, timeout=120,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000)))
+    assert_one_line(result, f"cannot write {out}: File too large")
+    assert list(tmp_path.iterdir()) == []
+
+
+MAIN_SCRIPT = r"""
+import sys
+from npgan import cli
+
+def fail(args):
+    raise {error}
+
+cli.cmd_fetch = fail
+sys.exit(cli.main(["fetch-data"]))
+"""
+
+
+@pytest.mark.parametrize("error,line", [
+    ("OSError(28, 'No space left on device', '/some/file')",
+     "error: /some/file: No space left on device; free some space or write somewhere else"),
+    ("PermissionError(1, 'Operation not permitted', '/x')",
+     "error: /x: Operation not permitted; not permitted (an immutable folder or file? see lsattr)"),
+    ("MemoryError()", "error: not enough memory; ask for less (--n, --subset, --batch-size) "
+                      "or close other programs"),
+])
+def test_main_turns_any_other_os_or_memory_error_into_one_line(error, line):
+    script = MAIN_SCRIPT.format(error=error)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and result.stderr == line + "\n", result.stderr
+    debug = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "NPGAN_DEBUG": "1"})
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and error.split("(")[0] in debug.stderr
+
+
+def test_a_bug_in_our_code_still_shows_its_traceback():
+    script = MAIN_SCRIPT.format(error="ZeroDivisionError('a bug')")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "Traceback" in result.stderr and "ZeroDivisionError: a bug" in result.stderr
+
+
+@pytest.mark.parametrize("env", [{"LC_ALL": "C", "PYTHONUTF8": "0"}, {"PYTHONIOENCODING": "ascii"}],
+                         ids=["LC_ALL=C", "PYTHONIOENCODING=ascii"])
+@pytest.mark.parametrize("command", [[], ["evaluate"], ["train"], ["sample"]], ids=lambda c: " ".join(c) or "top")
+def test_help_on_an_ascii_only_terminal(env, command):
+    """`--help` crashed with UnicodeEncodeError where stdout is ASCII ('Fréchet', '第21章', '0–9')."""
+    full_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONIOENCODING", "LANG", "LC_CTYPE")}
+    result = subprocess.run([sys.executable, "-m", "npgan", *command, "--help"], capture_output=True,
+                            timeout=60, env={**full_env, **env})
+    assert result.returncode == 0 and b"Traceback" not in result.stderr, result.stderr
+    assert result.stdout.startswith(b"usage: ")
+    result.stdout.decode("ascii")   # escapes such as \xe9, nothing else
+
+
+def test_an_error_line_on_an_ascii_only_terminal(run_cli, small_checkpoint, tmp_path):
+    result = run_cli("sample", "--checkpoint", small_checkpoint, "--label", "3", "--out",
+                     tmp_path / "s.npy", env={"PYTHONIOENCODING": "ascii"})
+    assert_one_line(result, "--label needs a CGAN checkpoint")
+
+

@@ -1,9 +1,17 @@
 """Command line: python -m npgan {fetch-data, train, sample, evaluate}.
 
-Wrong use prints one line on stderr and exits with code 2."""
+Wrong use prints one line on stderr and exits with code 2: a wrong argument, a
+bad data file or checkpoint, an output that cannot be written (checked before
+the work where it can be), a file-system error or too little memory. SIGTERM
+ends it like Ctrl-C, removing half-written files. NPGAN_DEBUG=1 shows the
+traceback of an OSError or MemoryError too; any other exception is a bug and
+always shows it.
+"""
 
 import argparse
+import codecs
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -11,13 +19,17 @@ from pathlib import Path
 import numpy as np
 
 from . import checkpoint, data, models
-from .files import atomic_write
+from .files import NotWritable, atomic_write, check_writable, describe, reason
 from .models import BOOK_EPOCHS, book_config
 from .plot import save_png, to_uint8
 
 
 class UsageError(Exception):
     """Wrong use of the command line: reported in one line, exit code 2."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that the same clean-up runs."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -33,6 +45,33 @@ def _epoch_list(text):
     if any(e < 0 for e in epochs):
         raise argparse.ArgumentTypeError("epochs cannot be negative")
     return epochs
+
+
+def _seed(text):
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 0, got {text!r}") from None
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number ≥ 0, got {seed}")
+    return seed
+
+
+def _check_output(path, size=None, checkpoint_path=None, option="--out"):
+    """UsageError unless ``path`` can be written (files.check_writable), and is
+    not the checkpoint being read: writing that would destroy it."""
+    if checkpoint_path is not None:
+        try:
+            same = os.path.samefile(path, checkpoint_path)
+        except OSError:
+            same = os.path.abspath(path) == os.path.abspath(checkpoint_path)
+        if same:
+            raise UsageError(f"{option} {path} is the checkpoint itself, which writing it would "
+                             "destroy; choose another file name")
+    try:
+        check_writable(path, size=size)
+    except NotWritable as err:
+        raise UsageError(str(err)) from None
 
 
 def _code(text):
@@ -90,7 +129,17 @@ def cmd_train(args):
     if args.subset is not None and not config.batch_size <= args.subset <= 60000:
         raise UsageError(f"--subset must be between the batch size ({config.batch_size}) "
                          f"and 60000, got {args.subset}")
+    try:   # e.g. --batch-size 100000: the config says what is wrong, before any work
+        config.validate()
+    except (TypeError, ValueError) as err:
+        raise UsageError(str(err)) from None
     out = _writable_dir(args.out)
+    # every file the run will write, checked now rather than after the first epoch
+    checkpoint_bytes = 3 * np.dtype(config.dtype).itemsize * config.num_parameters() + 1_000_000
+    _check_output(out / "checkpoint.npz", size=checkpoint_bytes)
+    _check_output(out / "history.csv")
+    for epoch in sorted({0, epochs} | {e for e in args.snapshot_epochs if e <= epochs}):
+        _check_output(out / f"epoch_{epoch:03d}.png")
     if args.dataset == "fashion":   # from Debian's dataset-fashion-mnist, not the MNIST cache
         images, labels = data.load_fashion_mnist("train", subset=args.subset)
     else:
@@ -118,6 +167,9 @@ def cmd_train(args):
           f"{history.seconds:.1f} s ({history.seconds / epochs:.2f} s/epoch); wrote {out}/checkpoint.npz")
 
 
+SAMPLE_BATCH = 1000   # sample --n 10000000000 streams to disk; memory stays at one batch
+
+
 def cmd_sample(args):
     try:
         model, _ = checkpoint.load(args.checkpoint)
@@ -133,26 +185,27 @@ def cmd_sample(args):
     if args.n < 1:
         raise UsageError("--n must be at least 1")
     out = Path(args.out)
-    if not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
-        raise UsageError(f"cannot write {out}: folder {out.parent} does not exist or is not writable")
-    if out.is_dir():
-        raise UsageError(f"cannot write {out}: it is a folder; give a file name such as {out / 'samples.npy'}")
+    _check_output(out, size=128 + args.n * 784, checkpoint_path=args.checkpoint)
     rng = np.random.default_rng(args.seed)
-    labels = None
-    if model.conditional:
-        labels = np.full(args.n, args.label) if args.label is not None else np.arange(args.n) % 10
-    g_in = model.sample_noise(args.n, rng)
-    if args.code:  # z and every code are drawn first, so a sweep changes only the set codes
-        try:
-            model.set_codes(g_in, dict(args.code))
-        except ValueError as err:
-            raise UsageError(f"--code: {err}") from None
-    images = to_uint8(model.generate(g_in, labels)).reshape(-1, 28, 28)
+    header = {"descr": "|u1", "fortran_order": False, "shape": (args.n, 28, 28)}
     try:
-        with atomic_write(out) as f:
-            np.save(f, images)
+        with atomic_write(out) as f:   # the .npy that np.save writes, a batch at a time
+            np.lib.format.write_array_header_1_0(f, header)
+            for start in range(0, args.n, SAMPLE_BATCH):
+                b = min(SAMPLE_BATCH, args.n - start)
+                labels = None
+                if model.conditional:
+                    labels = np.full(b, args.label) if args.label is not None else \
+                        np.arange(start, start + b) % model.config.n_classes
+                g_in = model.sample_noise(b, rng)
+                if args.code:  # z and every code are drawn first, so a sweep changes only the set codes
+                    try:
+                        model.set_codes(g_in, dict(args.code))
+                    except ValueError as err:
+                        raise UsageError(f"--code: {err}") from None
+                f.write(to_uint8(model.generate(g_in, labels)).tobytes())
     except OSError as err:
-        raise UsageError(f"cannot write {out}: {err.strerror or err}") from None
+        raise UsageError(f"cannot write {out}: {reason(err)}") from None
     print(f"wrote {args.n} samples, uint8 (N, 28, 28), to {out}")
 
 
@@ -168,10 +221,7 @@ def cmd_evaluate(args):
     out = None
     if args.json is not None:  # checked before the minutes of work, not after
         out = Path(args.json)
-        if out.is_dir():
-            raise UsageError(f"cannot write {out}: it is a folder; give a file name such as {out / 'eval.json'}")
-        if not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
-            raise UsageError(f"cannot write {out}: folder {out.parent} does not exist or is not writable")
+        _check_output(out, checkpoint_path=args.checkpoint, option="--json")
     try:
         result = {"checkpoint": str(args.checkpoint),
                   **metrics.evaluate(model, parzen=args.parzen, seed=args.seed)}
@@ -183,7 +233,7 @@ def cmd_evaluate(args):
             with atomic_write(out, "w", encoding="utf-8") as f:
                 f.write(text + "\n")
         except OSError as err:
-            raise UsageError(f"cannot write {out}: {err.strerror or err}") from None
+            raise UsageError(f"cannot write {out}: {reason(err)}") from None
     print(text)
 
 
@@ -219,7 +269,7 @@ def make_parser():
                    help="fashion: Fashion-MNIST (Debian's dataset-fashion-mnist); DCGAN only")
     p.add_argument("--epochs", type=int, default=None,
                    help=f"default: the book's ({', '.join(f'{k} {v}' for k, v in BOOK_EPOCHS.items())})")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--out", required=True, help="folder for checkpoint.npz, history.csv, epoch_NNN.png")
     p.add_argument("--batch-size", type=int, default=None, help="default: the book's (64)")
     p.add_argument("--lr", type=float, default=None, help="learning rate of both D and G (default: the book's)")
@@ -236,7 +286,7 @@ def make_parser():
     p.add_argument("--code", type=_code, action="append", default=[], metavar="NAME=VALUE",
                    help="InfoGAN: set a code in every sample, e.g. --code c1=3 --code c2=0.5 "
                         "(repeatable; codes not given are drawn from their prior)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--out", required=True, help="output .npy: uint8 (N, 28, 28), 0–255")
     p.set_defaults(func=cmd_sample)
 
@@ -246,7 +296,7 @@ def make_parser():
     p.add_argument("--parzen", action="store_true",
                    help="also the Parzen-window log-likelihood of the test set (about a minute more)")
     p.add_argument("--json", default=None, metavar="OUT", help="also write the JSON object to OUT")
-    p.add_argument("--seed", type=int, default=0, help="seed of the noise of the 10,000 samples")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the noise of the 10,000 samples")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("book-runs", help="train the book's runs side by side (what `make book` "
@@ -261,7 +311,28 @@ def make_parser():
     return parser
 
 
+def _plain_terminal_output():
+    """On a terminal that cannot show 'Fréchet' or '第21章' (LC_ALL=C without UTF-8
+    mode, PYTHONIOENCODING=ascii), print such characters as escapes like \\xe9
+    instead of failing with UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if codecs.lookup(stream.encoding).name != "utf-8":
+                stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, LookupError, TypeError, ValueError):
+            pass   # not a text stream we can reconfigure: leave it
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def main(argv=None):
+    _plain_terminal_output()
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:   # not the main thread: leave SIGTERM alone
+        previous = None
     try:
         args = make_parser().parse_args(argv)
         args.func(args)
@@ -271,7 +342,24 @@ def main(argv=None):
     except (data.DataError, checkpoint.CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as err:   # a full disk, a file that vanished, …: not a bug of ours
+        if os.environ.get("NPGAN_DEBUG"):
+            raise
+        print(f"error: {describe(err)}", file=sys.stderr)
+        return 2
+    except MemoryError as err:
+        if os.environ.get("NPGAN_DEBUG"):
+            raise
+        print(f"error: not enough memory{f' ({err})' if str(err) else ''}; ask for less "
+              "(--n, --subset, --batch-size) or close other programs", file=sys.stderr)
+        return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0

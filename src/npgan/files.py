@@ -215,10 +215,16 @@ def _hint(code):
     return f"; {hint}" if hint else ""
 
 
+def reason(err):
+    """What went wrong and what to do, for an OSError, without the file's name."""
+    if err.errno is None or err.strerror is None:
+        return str(err)
+    return f"{err.strerror}{_hint(err.errno)}"
+
+
 def describe(err):
     """One line for an OSError: which file, what went wrong, what to do
     (no '[Errno N]', no traceback)."""
     if err.errno is None or err.strerror is None:
         return str(err)
-    where = f"{err.filename}: " if err.filename else ""
-    return f"{where}{err.strerror}{_hint(err.errno)}"
+    return f"{err.filename}: {reason(err)}" if err.filename else reason(err)
