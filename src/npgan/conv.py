@@ -184,6 +184,12 @@ class ConvTranspose2d(Layer):
         return from_chwb(dx_mat, self._buffer("dx", self.x_shape, dt))
 
 
+def _channel_sums(a):
+    """Σ over the rows of each group and the pixels: (G, b, C, P) → (G, 1, C, 1).
+    (einsum's single-operand sum measured 20-30× faster than a.sum(axis=(1, 3)) here.)"""
+    return np.einsum("gbcp->gc", a)[:, None, :, None]
+
+
 class BatchNorm(Layer):
     """Batch normalisation (Ioffe & Szegedy 2015) of (B, F) or (B, C, H, W) inputs,
     per feature / channel c, over the batch (and the pixels):
@@ -234,12 +240,13 @@ class BatchNorm(Layer):
             return y
         xg = self._grouped(x)
         n = xg.shape[1] * xg.shape[3]
-        mean = xg.mean(axis=(1, 3), keepdims=True, dtype=np.float64)  # (G, 1, C, 1)
+        mean = _channel_sums(xg) / dt.type(n)                     # (G, 1, C, 1)
         xhat = self.xhat = self._buffer("xhat", x.shape, dt)
         xh = self._grouped(xhat)
-        np.subtract(xg, mean.astype(dt), out=xh)
-        var = np.mean(np.square(xh, dtype=np.float64), axis=(1, 3), keepdims=True)
-        self.inv_std = (1 / np.sqrt(var + self.eps)).astype(dt)
+        np.subtract(xg, mean, out=xh)
+        squares = self._grouped(self._buffer("scratch", x.shape, dt))
+        var = _channel_sums(np.multiply(xh, xh, out=squares)) / dt.type(n)
+        self.inv_std = 1 / np.sqrt(var + dt.type(self.eps))
         xh *= self.inv_std
         np.multiply(xh, gamma, out=self._grouped(y))
         self._grouped(y)[...] += beta
@@ -255,8 +262,9 @@ class BatchNorm(Layer):
         dt = self.gamma.dtype
         gg, xh = self._grouped(grad), self._grouped(self.xhat)
         n = gg.shape[1] * gg.shape[3]
-        sum_g = gg.sum(axis=(1, 3), keepdims=True, dtype=np.float64)        # (G, 1, C, 1)
-        sum_gx = np.einsum("gbcp,gbcp->gc", gg, xh, dtype=np.float64)[:, None, :, None]
+        sum_g = _channel_sums(gg)                                           # (G, 1, C, 1)
+        products = self._grouped(self._buffer("scratch", grad.shape, dt))
+        sum_gx = _channel_sums(np.multiply(gg, xh, out=products))
         if param_grads:
             self.dgamma[...] = sum_gx.sum(axis=(0, 1, 3))
             self.dbeta[...] = sum_g.sum(axis=(0, 1, 3))
@@ -265,9 +273,9 @@ class BatchNorm(Layer):
         dx = self._buffer("dx", grad.shape, dt)
         dg = self._grouped(dx)
         # dL/dx = γ/σ · (g − mean(g) − x̂ mean(g x̂)), means per channel and group
-        np.multiply(xh, (sum_gx / n).astype(dt), out=dg)
+        np.multiply(xh, sum_gx / dt.type(n), out=dg)
         np.subtract(gg, dg, out=dg)
-        dg -= (sum_g / n).astype(dt)
+        dg -= sum_g / dt.type(n)
         dg *= self.inv_std * self.gamma[:, None]
         return dx
 
