@@ -832,3 +832,53 @@ def test_an_error_line_on_an_ascii_only_terminal(run_cli, small_checkpoint, tmp_
     assert_one_line(result, "--label needs a CGAN checkpoint")
 
 
+
+
+def test_fetch_data_evaluator_says_before_training_that_it_cannot_cache(run_cli, mnist_dir, tmp_path,
+                                                                          chattr_immutable):
+    cache = tmp_path / "cache"
+    (cache / "mnist").mkdir(parents=True)
+    for name in data.MNIST_SHA256:   # a verified MNIST cache, linked; the folder itself frozen
+        (cache / "mnist" / name).symlink_to(mnist_dir / name)
+    chattr_immutable(cache)
+    started = time.perf_counter()
+    result = run_cli("fetch-data", "--evaluator", env={"NPGAN_DATA": str(cache)}, timeout=120)
+    assert_one_line(result, f"cannot cache the evaluator: cannot write {cache / 'evaluator-2.npz'}",
+                    "Operation not permitted")
+    assert time.perf_counter() - started < 60   # not after minutes of training
+
+
+def test_load_evaluator_warns_before_training_that_it_cannot_cache(tmp_path, monkeypatch,
+                                                                   chattr_immutable):
+    folder = tmp_path / "frozen"
+    folder.mkdir()
+    chattr_immutable(folder)
+    logs = []
+    monkeypatch.setattr(metrics, "_EVALUATORS", {})
+    monkeypatch.setattr(metrics, "train_evaluator",
+                        lambda **kwargs: logs.append("trained") or stand_in_evaluator())
+    metrics.load_evaluator(folder / "evaluator.npz", log=logs.append)
+    assert "cannot be cached" in logs[0] and "trained" in logs
+    assert logs.index("trained") > 0
+
+
+def test_a_learning_rate_that_blows_up_is_one_line(run_cli, mnist_dir, tmp_path):
+    """--lr 1e3 exited 0, with G losses of 5.6e16 and the same image for every digit."""
+    for model in ("gan", "cgan"):
+        result = run_cli("--data-dir", mnist_dir.parent, "train", "--model", model, "--lr", "1e3",
+                         "--epochs", "1", "--subset", "640", "--out", tmp_path / model, "--quiet")
+        assert_one_line(result, "training diverged at iteration", "the losses blew up",
+                        "Lower the learning rates")
+
+
+def test_an_empty_home_uses_the_accounts_cache(run_cli, mnist_dir):
+    import pwd
+
+    expected = Path(pwd.getpwuid(os.getuid()).pw_dir) / ".cache" / "npgan" / "mnist"
+    if expected.resolve() != mnist_dir.resolve():
+        pytest.skip(f"the MNIST cache is not the account's ({mnist_dir} is in use)")
+    env = {k: v for k, v in os.environ.items() if k != "NPGAN_DATA"}
+    result = subprocess.run([sys.executable, "-m", "npgan", "fetch-data"], capture_output=True, text=True,
+                            timeout=120, env={**env, "HOME": ""})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"MNIST is ready in {expected}\n"

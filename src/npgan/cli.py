@@ -102,7 +102,7 @@ def cmd_fetch(args):
     if args.evaluator:
         from .metrics import evaluator_path, load_evaluator
 
-        load_evaluator()
+        load_evaluator(must_cache=True)   # caching it is the point: say so before training
         print(f"the evaluator is ready in {evaluator_path()}")
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from . import data
-from .files import atomic_write, kind_of
+from .files import atomic_write, check_writable, describe, kind_of
 from .layers import Dropout, Linear, ReLU, Sequential
 from .losses import softmax_cross_entropy
 from .optim import Adam
@@ -268,10 +268,13 @@ def train_evaluator(recipe=None, directory=None, log=print, dataset="mnist"):
 _EVALUATORS = {}
 
 
-def load_evaluator(path=None, train=True, log=None, dataset="mnist"):
+def load_evaluator(path=None, train=True, log=None, dataset="mnist", must_cache=False):
     """The cached evaluator; trained (and cached) the first time if ``train``.
 
-    A damaged or outdated cache file is replaced. Kept in memory per process."""
+    A damaged or outdated cache file is replaced. Kept in memory per process.
+    Whether the cache can be written is known before the minutes of training:
+    with ``must_cache`` a cache that cannot be is a DataError then, otherwise
+    the evaluator is kept for this session only."""
     path = Path(path or evaluator_path(dataset))
     if path in _EVALUATORS:
         return _EVALUATORS[path]
@@ -288,6 +291,15 @@ def load_evaluator(path=None, train=True, log=None, dataset="mnist"):
     if evaluator is None:
         if not train:
             raise FileNotFoundError(f"{path}: no evaluator cached; call load_evaluator(train=True)")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            check_writable(path)
+        except OSError as err:
+            if must_cache:
+                raise data.DataError(f"cannot cache the evaluator: {describe(err)}; set NPGAN_DATA "
+                                     "to a writable folder") from None
+            log(f"the evaluator cannot be cached ({describe(err)}); it will be kept for this "
+                "session only (set NPGAN_DATA to a writable folder)")
         name = "MNIST" if dataset == "mnist" else "Fashion-MNIST"
         log(f"training the {name} evaluator, once (a few minutes); it will be cached as {path}")
         evaluator = train_evaluator(log=log, dataset=dataset)
