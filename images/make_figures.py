@@ -30,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 import gan_diagrams  # noqa: E402
+import dcgan_figures  # noqa: E402
 
 try:
     import npgan  # noqa: F401
@@ -323,6 +324,7 @@ FIGURES = {
     "gan_backward": gan_diagrams.backward,
     "cgan_structure": gan_diagrams.cgan_structure,
     "gradient_saturation": fig_gradient_saturation,
+    "dcgan_transposed_conv": dcgan_figures.transposed_conv,
 }
 
 
