@@ -23,13 +23,23 @@
   const SIDE = 28, PAD = 2;
 
   // ------------------------------------------------------------ decoding
-  function bytesOf(b64) {
-    const text = atob(b64), out = new Uint8Array(text.length);
-    for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
+  // base 85 (RFC 1924's alphabet, as Python's base64.b85encode): 5 characters → 4 bytes,
+  // big-endian; a last group of n + 1 characters holds n bytes
+  const B85 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz!#$%&()*+-;<=>?@^_`{|}~";
+  const DIGIT = new Uint8Array(128);
+  for (let i = 0; i < B85.length; i++) DIGIT[B85.charCodeAt(i)] = i;
+  function bytesOf(text) {
+    const n = Math.floor(text.length / 5) * 4 + Math.max(0, (text.length % 5) - 1);
+    const out = new Uint8Array(n);
+    for (let at = 0, o = 0; at < text.length; at += 5, o += 4) {
+      let value = 0;
+      for (let i = 0; i < 5; i++) value = value * 85 + (at + i < text.length ? DIGIT[text.charCodeAt(at + i)] : 84);
+      for (let i = 0; i < 4 && o + i < n; i++) out[o + i] = (value >>> (24 - 8 * i)) & 255;
+    }
     return out;
   }
-  function float32s(b64) {
-    const bytes = bytesOf(b64), view = new DataView(bytes.buffer);
+  function float32s(text) {
+    const bytes = bytesOf(text), view = new DataView(bytes.buffer);
     const out = new Float32Array(bytes.length / 4);
     for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(4 * i, true);
     return out;

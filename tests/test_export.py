@@ -35,8 +35,8 @@ def read_bits(data, bits, count):
 def read_tensor(t):
     count = int(np.prod(t["shape"]))
     top = 2 ** (t["bits"] - 1) - 1
-    ints = export.unpack_bits(base64.b64decode(t["q"]), t["bits"], count).astype(np.int64) - top
-    scales = np.frombuffer(base64.b64decode(t["scale"]), dtype="<f4")
+    ints = export.unpack_bits(base64.b85decode(t["q"]), t["bits"], count).astype(np.int64) - top
+    scales = np.frombuffer(base64.b85decode(t["scale"]), dtype="<f4")
     shape = [1] * len(t["shape"])
     shape[t["axis"]] = -1
     return ints.reshape(t["shape"]).astype(np.float32) * scales.reshape(shape)
@@ -48,7 +48,7 @@ def run_exported(data, x):
     for spec in data["layers"]:
         kind = spec["type"]
         if kind == "linear":
-            b = np.frombuffer(base64.b64decode(spec["b"]), dtype="<f4")
+            b = np.frombuffer(base64.b85decode(spec["b"]), dtype="<f4")
             h = h @ read_tensor(spec["W"]).astype(np.float64) + b
         elif kind == "leaky_relu":
             h = np.where(h > 0, h, spec["slope"] * h)
@@ -57,11 +57,11 @@ def run_exported(data, x):
         elif kind == "reshape":
             h = h.reshape(len(h), *spec["shape"])
         elif kind == "affine":   # batch norm with running statistics, per channel
-            scale, shift = (np.frombuffer(base64.b64decode(spec[k]), dtype="<f4") for k in ("scale", "shift"))
+            scale, shift = (np.frombuffer(base64.b85decode(spec[k]), dtype="<f4") for k in ("scale", "shift"))
             h = h * scale[:, None, None] + shift[:, None, None]
         elif kind == "conv_transpose2d":   # PyTorch's own transposed convolution
             import torch
-            b = np.frombuffer(base64.b64decode(spec["b"]), dtype="<f4")
+            b = np.frombuffer(base64.b85decode(spec["b"]), dtype="<f4")
             h = torch.nn.functional.conv_transpose2d(
                 torch.from_numpy(h), torch.from_numpy(read_tensor(spec["W"]).astype(np.float64)),
                 torch.from_numpy(b.astype(np.float64)), stride=spec["stride"],
