@@ -7,12 +7,16 @@ What it measures, in one run:
      - baseline_original.py: the float64 NumPy code "as a course would first write it";
      - torch_gan.py: the same step in PyTorch (CPU, 2 threads), Adam and SGD;
      - the floor: only the step's 22 matrix products, with preallocated outputs.
+   The DCGAN step (npgan.dcgan, book config, batch 64): npgan, its matrix
+   products recorded from a real step and timed alone (dcgan_floor.py; the
+   im2col copies, BatchNorm and Adam are what npgan adds on top), and the same
+   step in PyTorch (torch_dcgan.py, Adam).
    Also npgan's GAN step at batch sizes 32, 64, 128 and 256.
    All contenders are timed round-robin, in short samples of --steps steps,
    repeated --repeats times, so that a burst of load from other users hits
    all of them alike; the figures reported are medians. Seconds per epoch =
    median step time × steps per epoch (60000 // batch size, e.g. 937).
-2. Peak memory (RSS) of a real 1-epoch training run on all 60,000 images,
+2. Peak memory (RSS) of a real 1-epoch GAN and DCGAN training run on all 60,000 images,
    in a child process (``python -m npgan train ...``); --no-memory skips it.
 3. Time to load MNIST from the cache (npgan.load_mnist() in a fresh process).
 
@@ -47,9 +51,10 @@ import baseline_original  # noqa: E402  (lives next to this file)
 
 try:
     import torch
+    import torch_dcgan
     import torch_gan
 except (ImportError, OSError) as err:  # not installed, or its libraries do not load
-    torch = torch_gan = None
+    torch = torch_gan = torch_dcgan = None
     TORCH_MISSING = f"PyTorch not importable ({err}): the PyTorch rows are skipped"
 
 N_TRAIN = 60_000
@@ -172,6 +177,8 @@ def make_contenders(images, labels):
                 contenders.append(Contender(f"{model}/torch_{optimizer}", model, name, flops,
                                             cycling(net_t.train_step, tensors)))
 
+    contenders += dcgan_contenders(images, labels, rng)
+
     # npgan's GAN step at other batch sizes (64 is the "gan/npgan" contender above)
     for B in SWEEP_BATCHES:
         if B == BATCH:
@@ -184,6 +191,27 @@ def make_contenders(images, labels):
                                     flop_count(floor_products(0, B)),
                                     cycling(net.train_step, batches), batch_size=B))
     return contenders
+
+
+def dcgan_contenders(images, labels, rng):
+    """The DCGAN step (book config, batch 64): npgan, its matrix products alone
+    (recorded from one real step, see torch_dcgan.floor_products), PyTorch Adam."""
+    from dcgan_floor import floor_products as dcgan_products
+
+    batches = [(x, None) for x, _ in real_batches(images, labels, BATCH, rng)]
+    net = npgan.build(npgan.book_config("dcgan"), seed=0)
+    products = dcgan_products(npgan.build(npgan.book_config("dcgan"), seed=0), batches[0][0])
+    flops = flop_count(products)
+    out = [Contender("dcgan/floor", "dcgan", f"floor: {len(products)} matmuls", flops,
+                     floor_step(products)),
+           Contender("dcgan/npgan", "dcgan", "npgan (book config)", flops,
+                     cycling(net.train_step, batches))]
+    if torch_dcgan is not None:
+        net_t = torch_dcgan.TorchDCGAN(npgan.book_config("dcgan"), seed=0, threads=TORCH_THREADS)
+        tensors = [(torch.from_numpy(x.copy()), None) for x, _ in batches]
+        out.append(Contender("dcgan/torch_adam", "dcgan", "PyTorch Adam", flops,
+                             cycling(net_t.train_step, tensors)))
+    return out
 
 
 # ---------------------------------------------------------------- timing
@@ -249,11 +277,11 @@ print(f"\\nexit code {child.returncode}, ru_maxrss {usage.ru_maxrss} KiB")
 """
 
 
-def peak_memory_of_training(threads=None):
-    """Peak RSS of a real 1-epoch GAN training run (all 60,000 images) in a child process."""
+def peak_memory_of_training(threads=None, model="gan"):
+    """Peak RSS of a real 1-epoch training run of ``model`` (all 60,000 images) in a child process."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads)) if threads else None
     with tempfile.TemporaryDirectory() as out:
-        cmd = [sys.executable, "-m", "npgan", "train", "--model", "gan", "--epochs", "1",
+        cmd = [sys.executable, "-m", "npgan", "train", "--model", model, "--epochs", "1",
                "--out", out, "--quiet"]
         start = time.perf_counter()
         run = subprocess.run([sys.executable, "-c", PEAK_RSS_CODE, *cmd], env=env,
@@ -456,6 +484,9 @@ def print_report(result):
         print(f"\nPeak RSS of `{mem['command']}`: {mem['peak_rss_mb']:.0f} MB "
               f"(the float32 images alone are {N_TRAIN * 784 * 4 / 1e6:.0f} MB; "
               f"wall {mem['wall_s']:.1f} s{cli})")
+        mem = result["memory_dcgan"]
+        print(f"Peak RSS of `{mem['command']}`: {mem['peak_rss_mb']:.0f} MB (target < 1000 MB; "
+              f"wall {mem['wall_s']:.1f} s, {mem['cli_s_per_epoch']:.2f} s/epoch)")
     else:
         print("\nPeak memory: skipped (--no-memory)")
     load = result["mnist_load"]
@@ -524,10 +555,12 @@ def main(argv=None):
     samples = time_round_robin(contenders, args.repeats, args.steps, args.time_budget)
     stats = {key: summary(seconds) for key, seconds in samples.items()}
 
-    memory = None
+    memory = memory_dcgan = None
     if not args.no_memory:
         print("peak memory: 1 epoch of GAN training in a child process ...", file=sys.stderr)
         memory = peak_memory_of_training(args.threads)
+        print("peak memory: 1 epoch of DCGAN training in a child process ...", file=sys.stderr)
+        memory_dcgan = peak_memory_of_training(args.threads, "dcgan")
     print("MNIST load time ...", file=sys.stderr)
     loads = mnist_load_times()
 
@@ -545,6 +578,7 @@ def main(argv=None):
         "batch_sweep": sweep_table(contenders, stats),
         "samples": stats,
         "memory": memory,
+        "memory_dcgan": memory_dcgan,
         "mnist_load": {"samples_s": [t for t, _ in loads],
                        "median_s": statistics.median(t for t, _ in loads),
                        "import_median_s": statistics.median(t for _, t in loads),
