@@ -168,9 +168,11 @@ def record_train_step(model, x_real, labels=None):
     finally:
         model.opt_d.step, model.opt_g.step = step_d, step_g
     cfg, B = model.config, x_real.shape[0]
-    d_width, g_width = linears(model.D)[0].W.shape[0], linears(model.G)[0].W.shape[0]
-    rec["d_in"] = model._buffers[("d_in", (2 * B, d_width), model.dtype)].copy()
-    rec["g_in"] = model._buffers[("g_in", (B, g_width), model.dtype)].copy()
+    def buffer(name, rows):   # the step's work buffer of that name for this batch size
+        (found,) = [v for (n, shape, _), v in model._buffers.items() if n == name and shape[0] == rows]
+        return found.copy()
+
+    rec["d_in"], rec["g_in"] = buffer("d_in", 2 * B), buffer("g_in", B)
     rec["gD_end"] = model.D.flat_grads.copy()
     rec["thD_end"] = model.D.flat_params.copy()
     rec["thG_end"] = model.G.flat_params.copy()

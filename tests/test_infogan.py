@@ -277,3 +277,59 @@ def test_z_std_scales_z_only():
     assert np.abs(g_in[:, 53:]).max() <= 1 and g_in[:, 53:].std() == pytest.approx(3 ** -0.5, rel=0.03)
     grid = model.code_grid(np.random.default_rng(0), n_per_row=200)
     assert grid[:, :50].std() == pytest.approx(0.2, rel=0.05)
+
+
+def test_conv_infogan_step_gradients_match_finite_differences(gc):
+    """arch="conv": DCGAN's G and D (checked layer by layer in test_conv.py) with the
+    codes in G's input and Q's columns on D's output; the step's D and G gradients
+    against finite differences of the losses of eq-infogan-d and eq-infogan-g,
+    computed with the networks' own forward passes (BN statistics per half, as in
+    the step). Thousands of ReLU units: a small step h keeps them all on their side."""
+    from npgan.conv import Conv2d, ConvTranspose2d
+    from npgan.layers import LeakyReLU, Linear, ReLU
+
+    cfg = tiny_config(arch="conv", g_channels=(3, 2), d_channels=(2, 3))
+    model = InfoGAN(cfg, seed=2)
+    rng = np.random.default_rng(3)
+    for net in (model.G, model.D):       # non-zero biases: no unit sits on its kink
+        for layer in net.layers:
+            if isinstance(layer, (Linear, Conv2d, ConvTranspose2d)):
+                layer.b[...] = rng.normal(0, 0.1, layer.b.shape)
+    model.train_step(rng.uniform(-1, 1, (B, 784)))     # Adam state, moved weights
+    rec = gc.record_train_step(model, rng.uniform(-1, 1, (B, 784)))
+
+    def signs(*nets):
+        return [layer.y > 0 for net in nets for layer in net.layers
+                if isinstance(layer, (ReLU, LeakyReLU))]
+    d_in, g_in = rec["d_in"], rec["g_in"]
+    L, K = cfg.latent_dim, cfg.n_cat
+    c1, cont = g_in[:, L:L + K].argmax(axis=1), g_in[:, L + K:]
+    targets = np.r_[np.full(B, cfg.real_label), np.zeros(B)][:, None]
+    D, G = model.D, model.G
+    D.flat_params[...] = rec["thD0"]
+
+    watch, watch_g = gc.KinkWatch(), gc.KinkWatch()
+
+    def d_loss():
+        out = D.forward(d_in).copy()
+        watch.check(signs(D))
+        z = out[:, :1]
+        return float(np.mean(gc.softplus(z) - targets * z) + info_term(cfg, out[B:], c1, cont))
+
+    assert rec["losses"][0] == pytest.approx(d_loss(), rel=1e-10)
+    err_d = gc.rel_error(rec["gD"], gc.fd_gradient(d_loss, D.flat_params, h=1e-6))
+    D.flat_params[...] = rec["thD1"]
+    G.flat_params[...] = rec["thG0"]
+    model._bn_groups(B)
+
+    def g_loss():
+        out = D.forward(G.forward(g_in)).copy()
+        watch_g.check(signs(G, D))
+        return float(np.mean(gc.softplus(-out[:, :1])) + info_term(cfg, out, c1, cont))
+
+    assert rec["losses"][1] == pytest.approx(g_loss(), rel=1e-10)
+    err_g = gc.rel_error(rec["gG"], gc.fd_gradient(g_loss, G.flat_params, h=1e-6))
+    assert watch.crossings == watch_g.crossings == 0, "a ReLU kink was crossed: change the seed"
+    gc.measured("FD conv InfoGAN D+Q grads", err_d)
+    gc.measured("FD conv InfoGAN G grads (through D and Q)", err_g)
+    assert err_d < TOL and err_g < TOL, (err_d, err_g)

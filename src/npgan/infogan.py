@@ -44,6 +44,17 @@ class InfoGANConfig(GANConfig):
     lambda_con: float = 1.0          # weight of the continuous codes' Gaussian NLL
     z_std: float = 1.0               # z ~ N(0, z_std²): how loud z is beside the codes
     d_dropout: float = 0.0
+    arch: str = "mlp"                # "mlp" (g_hidden, d_hidden) or "conv" (DCGAN's G and D)
+    g_channels: tuple = (64, 32)     # arch="conv": as DCGANConfig
+    d_channels: tuple = (32, 64)
+    batch_norm: bool = True          # arch="conv": BN in G
+    d_batch_norm: bool = True        # arch="conv": BN in D (and so under Q)
+
+    @classmethod
+    def from_json(cls, text):
+        config = super().from_json(text)
+        config.g_channels, config.d_channels = tuple(config.g_channels), tuple(config.d_channels)
+        return config
 
 
 class InfoGAN(GAN):
@@ -66,11 +77,20 @@ class InfoGAN(GAN):
 
     def build_networks(self):
         """G takes [z, c1 one-hot, continuous codes]; D ends in 1 + n_cat + n_cont
-        outputs: the real/fake logit, then Q's."""
+        outputs: the real/fake logit, then Q's. arch="conv" uses DCGAN's networks
+        (dcgan.py) with these input and output sizes, as Chen et al. did on MNIST."""
         c = self.config
+        n_out = 1 + c.n_cat + c.n_cont
+        if c.arch == "conv":
+            from .dcgan import build_discriminator, build_generator
+
+            return (build_generator(c, self.rng, self.dtype, n_in=self.input_size),
+                    build_discriminator(c, self.rng, self.dtype, n_out=n_out))
+        if c.arch != "mlp":
+            raise ValueError(f"arch must be 'mlp' or 'conv', got {c.arch!r}")
         G = mlp((self.input_size, *c.g_hidden, IMAGE_SIZE), c.activation, "tanh",
                 self.rng, self.dtype, c.leaky_slope)
-        D = mlp((IMAGE_SIZE, *c.d_hidden, 1 + c.n_cat + c.n_cont), c.activation, None,
+        D = mlp((IMAGE_SIZE, *c.d_hidden, n_out), c.activation, None,
                 self.rng, self.dtype, c.leaky_slope, dropout=c.d_dropout)
         return G, D
 
@@ -190,6 +210,13 @@ class InfoGAN(GAN):
             np.multiply(g, c.lambda_con, out=grad_out[:, 1 + K:])
         return c.lambda_cat * ce + c.lambda_con * nll, ce, nll
 
+    def _bn_groups(self, B):
+        """arch="conv": D's batch normalisation takes the real and the fake halves of
+        its 2B rows apart, as in DCGAN.train_step (see there why)."""
+        for layer in self.D.layers:
+            if hasattr(layer, "group_size"):
+                layer.group_size = B
+
     def train_step(self, x_real, labels=None):
         """One mini-batch: first D with Q, then G (eq-infogan-d, eq-infogan-g).
 
@@ -212,6 +239,7 @@ class InfoGAN(GAN):
         targets = self._buffer("d_targets", (2 * B, 1), self.dtype)
         targets[:B] = c.real_label
         targets[B:] = 0
+        self._bn_groups(B)
         out = self.D.forward(d_in)
         loss_gan, grad_logit, prob = bce_with_logits(out[:, :1], targets)
         grad = self._buffer("d_grad", (2 * B, width), self.dtype)
