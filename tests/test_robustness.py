@@ -794,7 +794,7 @@ sys.exit(cli.main(["fetch-data"]))
     ("OSError(28, 'No space left on device', '/some/file')",
      "error: /some/file: No space left on device; free some space or write somewhere else"),
     ("PermissionError(1, 'Operation not permitted', '/x')",
-     "error: /x: Operation not permitted; not permitted (an immutable folder or file? see lsattr)"),
+     "error: /x: Operation not permitted; an immutable folder or file? (see lsattr)"),
     ("MemoryError()", "error: not enough memory; ask for less (--n, --subset, --batch-size) "
                       "or close other programs"),
 ])
