@@ -165,3 +165,26 @@ def test_sequential_keeps_running_statistics_in_flat_buffers():
     assert y.shape == (5, 18)
     assert np.all(net.flat_buffers[:2] > 0.2)       # running mean moved towards 3
     assert net.backward(np.ones_like(y)).shape == (5, 18)
+
+
+def test_upsample_matches_finite_differences_and_torch(gc):
+    from npgan.conv import Upsample
+
+    rng = np.random.default_rng(3)
+    layer, x = Upsample(2), rng.normal(size=(2, 3, 5, 7))
+    weights = rng.normal(size=(2, 3, 10, 14))
+
+    def loss():
+        return float(np.sum(layer.forward(x) * weights))
+
+    loss()
+    dx = layer.backward(weights.copy()).copy()
+    err = gc.rel_error(dx, gc.fd_gradient(loss, x))
+    gc.measured("FD Upsample dx", err)
+    assert err < 1e-8
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed")
+    xt = torch.tensor(x, requires_grad=True)
+    yt = torch.nn.functional.interpolate(xt, scale_factor=2, mode="nearest")
+    yt.backward(torch.tensor(weights))
+    np.testing.assert_array_equal(layer.forward(x), yt.detach().numpy())
+    assert gc.rel_error(dx, xt.grad.numpy()) < 1e-13

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from npgan import DCGAN, DCGANConfig, build, checkpoint
-from npgan.conv import BatchNorm, Conv2d, ConvTranspose2d, Flatten, Reshape
-from npgan.layers import LeakyReLU, Linear, ReLU, Tanh
+from npgan.conv import BatchNorm, Conv2d, ConvTranspose2d, Flatten, Reshape, Upsample
+from npgan.layers import Dropout, LeakyReLU, Linear, ReLU, Tanh
 
 B = 3
 
@@ -73,7 +73,8 @@ def softplus(z):
 
 
 CASES = {"BN separate": {}, "BN mixed": dict(d_bn_batches="mixed"),
-         "no BN": dict(batch_norm=False, d_batch_norm=False)}
+         "no BN": dict(batch_norm=False, d_batch_norm=False),
+         "resize-conv G, no BN in D": dict(g_upsample="resize", d_batch_norm=False)}
 SEEDS = {"no BN": 9}   # seeds whose finite differences cross no ReLU kink
 
 
@@ -142,9 +143,14 @@ def torch_params(net, theta, torch):
 
 def torch_forward(net, params, x, torch, train=True, groups=1):
     """The same network in torch.nn.functional, layer by layer. ``groups``: D's
-    batch normalised in that many equal parts, each on its own (separate batches)."""
+    batch normalised in that many equal parts, each on its own (separate batches).
+    Dropout applies the mask npgan drew for a batch of this size."""
     F = torch.nn.functional
     for layer, p in zip(net.layers, params):
+        if isinstance(layer, Dropout):
+            key = ("mask", tuple(x.shape), np.dtype(np.float64))
+            x = x * torch.from_numpy(layer._buffers[key].copy())
+            continue
         if isinstance(layer, Linear):
             x = x @ p[0] + p[1]
         elif isinstance(layer, Flatten):
@@ -153,6 +159,8 @@ def torch_forward(net, params, x, torch, train=True, groups=1):
             x = x.reshape(x.shape[0], *layer.shape)
         elif isinstance(layer, Conv2d):
             x = F.conv2d(x, p[0], p[1], stride=layer.stride, padding=layer.padding)
+        elif isinstance(layer, Upsample):
+            x = F.interpolate(x, scale_factor=layer.factor, mode="nearest")
         elif isinstance(layer, ConvTranspose2d):
             x = F.conv_transpose2d(x, p[0], p[1], stride=layer.stride, padding=layer.padding)
         elif isinstance(layer, BatchNorm):
@@ -177,12 +185,16 @@ def flat_grad(params, torch):
     return torch.cat([t.grad.reshape(-1) for layer in params for t in layer]).numpy()
 
 
-@pytest.mark.parametrize("case", ["BN separate", "BN mixed"])
+TORCH_CASES = {**CASES, "resize-conv G, no BN in D, dropout": dict(
+    g_upsample="resize", d_batch_norm=False, d_dropout=0.3)}
+
+
+@pytest.mark.parametrize("case", ["BN separate", "BN mixed", "resize-conv G, no BN in D, dropout"])
 def test_dcgan_train_step_matches_torch(gc, case):
     torch = pytest.importorskip("torch", reason="PyTorch is not installed")
     F = torch.nn.functional
     n = 16
-    cfg = DCGANConfig(dtype="float64", batch_size=n, **CASES[case])   # the book's widths
+    cfg = DCGANConfig(dtype="float64", batch_size=n, **TORCH_CASES[case])   # the book's widths
     model = build(cfg, seed=1)
     rng = np.random.default_rng(2)
     model.train_step(rng.uniform(-1, 1, (n, 784)))
@@ -255,6 +267,8 @@ def test_checkpoint_round_trip_keeps_running_statistics(tmp_path):
 def test_bad_configs_are_refused():
     with pytest.raises(ValueError, match="d_bn_batches"):
         DCGAN(DCGANConfig(d_bn_batches="both"))
+    with pytest.raises(ValueError, match="g_upsample"):
+        DCGAN(DCGANConfig(g_upsample="bilinear"))
     with pytest.raises(ValueError, match="two widths"):
         DCGAN(DCGANConfig(g_channels=(8,)))
     with pytest.raises(ValueError, match="unconditional"):

@@ -297,6 +297,31 @@ class BatchNorm(Layer):
         return dx
 
 
+class Upsample(Layer):
+    """Nearest-neighbour upsampling by an integer factor s: each pixel becomes an
+    s×s block. Followed by an ordinary convolution it is the "resize-convolution"
+    that Odena et al. (2016) propose against the checkerboard artefacts of
+    transposed convolutions. Backward: dL/dx = the sum of dL/dy over each block."""
+
+    def __init__(self, factor=2):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x, train=True):
+        B, C, H, W = x.shape
+        s = self.factor
+        y = self._buffer("y", (B, C, H * s, W * s), x.dtype)
+        y.reshape(B, C, H, s, W, s)[...] = x[:, :, :, None, :, None]
+        return y
+
+    def backward(self, grad, **_):
+        B, C, H, W = grad.shape
+        s = self.factor
+        dx = self._buffer("dx", (B, C, H // s, W // s), grad.dtype)
+        np.sum(grad.reshape(B, C, H // s, s, W // s, s), axis=(3, 5), out=dx)
+        return dx
+
+
 class Reshape(Layer):
     """(B, …) → (B, *shape); the gradient goes back to the input's shape. No copy."""
 

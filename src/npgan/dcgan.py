@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import models
-from .conv import BatchNorm, Conv2d, ConvTranspose2d, Flatten, Reshape
+from .conv import BatchNorm, Conv2d, ConvTranspose2d, Flatten, Reshape, Upsample
 from .gan import GAN, GANConfig
 from .layers import Dropout, LeakyReLU, Linear, ReLU, Sequential, Tanh
 
@@ -32,6 +32,7 @@ class DCGANConfig(GANConfig):
     batch_norm: bool = True         # BN in G (after the Linear and the first ConvT)
     d_batch_norm: bool = True       # BN in D (after the second conv)
     d_bn_batches: str = "separate"  # D's BN statistics: real and fake halves apart, or "mixed"
+    g_upsample: str = "transposed"  # G's ×2 steps: 4×4 ConvT stride 2, or "resize" (nearest ×2, 3×3 conv)
     dataset: str = "mnist"          # "mnist" or "fashion" (Fashion-MNIST): what it learns, how it is scored
     d_dropout: float = 0.0          # dropout after each of D's LeakyReLUs (0: none, as DCGAN)
     g_hidden: tuple = ()
@@ -50,12 +51,17 @@ def build_generator(cfg, rng, dtype, n_in=None):
     c1, c2 = cfg.g_channels
     bn = cfg.batch_norm
     n_in = cfg.latent_dim if n_in is None else n_in
+
+    def up(c_in, c_out, gain=np.sqrt(2.0)):   # 7 → 14 → 28
+        if cfg.g_upsample == "resize":   # against checkerboard artefacts (21.4.2)
+            return [Upsample(2), Conv2d(c_in, c_out, 3, 1, 1, rng, gain, dtype)]
+        return [ConvTranspose2d(c_in, c_out, 4, 2, 1, rng, gain, dtype)]
+
     layers = [Linear(n_in, c1 * 7 * 7, rng, "he", dtype=dtype), Reshape(c1, 7, 7)]
     layers += [BatchNorm(c1, dtype=dtype)] if bn else []
-    layers += [ReLU(), ConvTranspose2d(c1, c2, 4, 2, 1, rng, dtype=dtype)]
+    layers += [ReLU(), *up(c1, c2)]
     layers += [BatchNorm(c2, dtype=dtype)] if bn else []
-    layers += [ReLU(), ConvTranspose2d(c2, 1, 4, 2, 1, rng, gain=1.0, dtype=dtype), Tanh(),
-               Flatten()]
+    layers += [ReLU(), *up(c2, 1, gain=1.0), Tanh(), Flatten()]
     return Sequential(layers)
 
 
@@ -95,6 +101,8 @@ class DCGAN(GAN):
         if len(config.g_channels) != 2 or len(config.d_channels) != 2:
             raise ValueError(f"g_channels and d_channels need two widths each, got "
                              f"{config.g_channels} and {config.d_channels}")
+        if config.g_upsample not in ("transposed", "resize"):
+            raise ValueError(f"g_upsample must be 'transposed' or 'resize', got {config.g_upsample!r}")
         if config.d_bn_batches not in ("separate", "mixed"):
             raise ValueError(f"d_bn_batches must be 'separate' or 'mixed', got {config.d_bn_batches!r}")
         super().__init__(config, seed)
