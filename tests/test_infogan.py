@@ -333,3 +333,26 @@ def test_conv_infogan_step_gradients_match_finite_differences(gc):
     gc.measured("FD conv InfoGAN D+Q grads", err_d)
     gc.measured("FD conv InfoGAN G grads (through D and Q)", err_g)
     assert err_d < TOL and err_g < TOL, (err_d, err_g)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("n_cat", -1, "InfoGANConfig.n_cat must be a whole number in [0, 1000], got -1"),
+    ("n_cont", 1.5, "InfoGANConfig.n_cont must be a whole number"),
+    ("z_std", 0.0, "InfoGANConfig.z_std must be"),
+    ("arch", "rnn", "InfoGANConfig.arch must be one of"),
+    ("lambda_cat", -1.0, "InfoGANConfig.lambda_cat must be"),
+])
+def test_infogan_config_says_which_field_is_wrong(field, value, message):
+    with pytest.raises((TypeError, ValueError), match=message.replace("[", r"\[").replace("(", r"\(")):
+        InfoGANConfig(**{field: value})
+    with pytest.raises(ValueError, match="needs codes"):
+        InfoGANConfig(n_cat=0, n_cont=0)
+
+
+@pytest.mark.parametrize("arch,upsample", [("mlp", "transposed"), ("conv", "transposed"),
+                                            ("conv", "resize")])
+def test_num_parameters_counts_what_is_built(arch, upsample):
+    cfg = InfoGANConfig(arch=arch, g_channels=(8, 4), d_channels=(4, 8), g_hidden=(16,),
+                        d_hidden=(16,), g_upsample=upsample)
+    model = InfoGAN(cfg, seed=0)
+    assert cfg.num_parameters() == model.G.num_params() + model.D.num_params()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from npgan import checkpoint, cli, data, metrics
-from npgan.gan import GANConfig, build
+from npgan import GANConfig, build
 from npgan.losses import softmax_cross_entropy
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import models
+from . import checks, models
 from .gan import GAN, IMAGE_SIZE, GANConfig
 from .layers import mlp
 from .losses import bce_with_logits, gaussian_nll, softmax_cross_entropy
@@ -49,12 +49,45 @@ class InfoGANConfig(GANConfig):
     d_channels: tuple = (32, 64)
     batch_norm: bool = True          # arch="conv": BN in G
     d_batch_norm: bool = True        # arch="conv": BN in D (and so under Q)
+    g_upsample: str = "transposed"   # arch="conv": G's ×2 steps, as DCGANConfig
 
     @classmethod
     def from_json(cls, text):
         config = super().from_json(text)
         config.g_channels, config.d_channels = tuple(config.g_channels), tuple(config.d_channels)
         return config
+
+    def validate(self):
+        checks.whole_number(self, "n_cat", 0, 1000)
+        checks.whole_number(self, "n_cont", 0, 100)
+        if self.n_cat < 2 and self.n_cont < 1:
+            raise ValueError("InfoGANConfig needs codes: n_cat >= 2 or n_cont >= 1")
+        checks.real_number(self, "lambda_cat", 0)
+        checks.real_number(self, "lambda_con", 0)
+        checks.real_number(self, "z_std", 0, low_open=True)
+        checks.one_of(self, "arch", ("mlp", "conv"))
+        checks.sizes(self, "g_channels")
+        checks.sizes(self, "d_channels")
+        if self.arch == "conv" and (len(self.g_channels) != 2 or len(self.d_channels) != 2):
+            raise ValueError(f"InfoGANConfig with arch='conv' needs two widths in g_channels and "
+                             f"d_channels, got {self.g_channels} and {self.d_channels}")
+        checks.flag(self, "batch_norm")
+        checks.flag(self, "d_batch_norm")
+        checks.one_of(self, "g_upsample", ("transposed", "resize"))
+        return super().validate()
+
+    def num_parameters(self):
+        n_in, n_out = self.latent_dim + self.n_cat + self.n_cont, 1 + self.n_cat + self.n_cont
+        if self.arch == "conv":      # Linear → 7×7 maps, two 4×4 (de)convolutions each side
+            (g1, g2), (d1, d2) = self.g_channels, self.d_channels
+            g_bn = 2 * (g1 + g2) if self.batch_norm else 0       # γ and β per channel
+            d_bn = 2 * d2 if self.d_batch_norm else 0
+            k = 9 if self.g_upsample == "resize" else 16          # G's 3×3 or 4×4 kernels
+            return ((n_in + 1) * g1 * 49 + k * g1 * g2 + g2 + k * g2 + 1 + g_bn
+                    + 17 * d1 + 16 * d1 * d2 + d2 + d_bn + (d2 * 49 + 1) * n_out)
+        return sum((a + 1) * b for sizes in ((n_in, *self.g_hidden, IMAGE_SIZE),
+                                             (IMAGE_SIZE, *self.d_hidden, n_out))
+                   for a, b in zip(sizes[:-1], sizes[1:]))
 
 
 class InfoGAN(GAN):
@@ -70,8 +103,6 @@ class InfoGAN(GAN):
         self.config = config = config or InfoGANConfig()
         if config.n_classes:
             raise ValueError("InfoGAN learns without labels: n_classes must be 0")
-        if config.n_cat < 2 and config.n_cont < 1:
-            raise ValueError("InfoGAN needs codes: n_cat >= 2 or n_cont >= 1")
         super().__init__(config, seed)
         self.info_log = []   # per step: (CE of c1, NLL of the continuous codes), of the G step
 
