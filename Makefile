@@ -5,7 +5,10 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 PIP     := $(VENV)/bin/pip
 STAMPS  := $(VENV)/.stamps
+# (with HOME empty, npgan itself finds the account's home: see npgan.data.data_dir)
+ifneq ($(strip $(HOME)),)
 export NPGAN_DATA ?= $(HOME)/.cache/npgan
+endif
 APT_PACKAGES := chromium chromium-driver fonts-noto-cjk dataset-fashion-mnist
 MATHJAX := _static_offline/mathjax
 # --all re-reads every page (notebooks still come from the execution cache): without it a

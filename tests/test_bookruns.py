@@ -64,3 +64,24 @@ def test_side_by_side_in_processes(runs_home, monkeypatch, mnist_dir):
         bookruns.train_side_by_side([("nosuch", "mnist"), ("gan", "mnist")], jobs=2,
                                     subset=128, epochs=1, log=lines.append)
     assert "book run gan (mnist): done" in lines[-1] or "book run gan (mnist): done" in lines[-2]
+
+
+def test_an_interrupted_side_by_side_run_leaves_no_training_behind(monkeypatch):
+    """Ctrl-C (or SIGTERM, which npgan's CLI turns into the same) while the runs train:
+    every child process is stopped before the interrupt goes on."""
+    started = []
+    real_popen = bookruns.subprocess.Popen
+
+    def popen(cmd, **kwargs):   # a child that would train for a long time
+        proc = real_popen([bookruns.sys.executable, "-c", "import time; time.sleep(600)"], **kwargs)
+        started.append(proc)
+        return proc
+
+    def interrupt(_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bookruns.subprocess, "Popen", popen)
+    monkeypatch.setattr(bookruns.time, "sleep", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        bookruns.train_side_by_side([("gan", "mnist"), ("cgan", "mnist")], jobs=2, log=lambda _: None)
+    assert len(started) == 2 and all(proc.poll() is not None for proc in started)

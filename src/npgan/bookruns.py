@@ -131,6 +131,19 @@ def train_side_by_side(runs=BOOK_RUNS, jobs=None, subset=None, epochs=None, log=
     jobs = jobs or os.cpu_count() or 1
     env = dict(os.environ, NPGAN_THREADS="1")
     waiting, running, took, failed = list(runs), {}, {}, []
+    try:
+        _run_all(waiting, running, took, failed, jobs, env, subset, epochs, log)
+    finally:   # interrupted (Ctrl-C, SIGTERM): no training is left running on its own
+        for proc, _ in running.values():
+            proc.terminate()
+        for proc, _ in running.values():
+            proc.wait()
+    if failed:
+        raise RuntimeError("book runs failed: " + ", ".join(f"{n} ({d})" for n, d in failed))
+    return took
+
+
+def _run_all(waiting, running, took, failed, jobs, env, subset, epochs, log):
     while waiting or running:
         while waiting and len(running) < jobs:
             name, dataset = run = waiting.pop(0)
@@ -148,6 +161,3 @@ def train_side_by_side(runs=BOOK_RUNS, jobs=None, subset=None, epochs=None, log=
                 log(f"book run {run[0]} ({run[1]}): "
                     f"{'FAILED' if proc.returncode else 'done'} after {took[run]:.0f} s")
         time.sleep(0.5)
-    if failed:
-        raise RuntimeError("book runs failed: " + ", ".join(f"{n} ({d})" for n, d in failed))
-    return took
