@@ -6,7 +6,7 @@ generation with BatchNorm's running statistics; checkpoints."""
 import numpy as np
 import pytest
 
-from npgan import DCGAN, DCGANConfig, build, checkpoint
+from npgan import DCGAN, DCGANConfig, book_config, build, checkpoint
 from npgan.conv import BatchNorm, Conv2d, ConvTranspose2d, Flatten, Reshape, Upsample
 from npgan.layers import Dropout, LeakyReLU, Linear, ReLU, Tanh
 
@@ -186,15 +186,17 @@ def flat_grad(params, torch):
 
 
 TORCH_CASES = {**CASES, "resize-conv G, no BN in D, dropout": dict(
-    g_upsample="resize", d_batch_norm=False, d_dropout=0.3)}
+    g_upsample="resize", d_batch_norm=False, d_dropout=0.3),
+    "book recipe": {k: v for k, v in vars(book_config("dcgan")).items() if k != "batch_size"}}
 
 
-@pytest.mark.parametrize("case", ["BN separate", "BN mixed", "resize-conv G, no BN in D, dropout"])
+@pytest.mark.parametrize("case", ["BN separate", "BN mixed", "resize-conv G, no BN in D, dropout",
+                                  "book recipe"])
 def test_dcgan_train_step_matches_torch(gc, case):
     torch = pytest.importorskip("torch", reason="PyTorch is not installed")
     F = torch.nn.functional
     n = 16
-    cfg = DCGANConfig(dtype="float64", batch_size=n, **TORCH_CASES[case])   # the book's widths
+    cfg = DCGANConfig(**{**TORCH_CASES[case], "dtype": "float64", "batch_size": n})
     model = build(cfg, seed=1)
     rng = np.random.default_rng(2)
     model.train_step(rng.uniform(-1, 1, (n, 784)))
