@@ -25,7 +25,7 @@ TOL = 1e-6
 def tiny_config(**overrides):
     settings = dict(dtype="float64", latent_dim=5, n_cat=3, n_cont=2, g_hidden=(8, 4),
                     d_hidden=(6, 5), batch_size=B, real_label=0.9, lambda_cat=0.7,
-                    lambda_con=1.3)
+                    lambda_con=1.3, d_dropout=0.0, z_std=1.0)
     settings.update(overrides)
     return InfoGANConfig(**settings)
 
