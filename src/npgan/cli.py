@@ -240,6 +240,12 @@ def cmd_evaluate(args):
 def cmd_book_runs(args):
     from . import bookruns
 
+    if args.only == "evaluator":   # the evaluator of a data set, trained beside the runs
+        from .metrics import load_evaluator
+
+        load_evaluator(dataset=args.dataset, log=print)
+        print(f"the {args.dataset} evaluator is ready")
+        return
     if args.only:
         _, history = bookruns.book_run(args.only, epochs=args.epochs, subset=args.subset,
                                        dataset=args.dataset)
@@ -302,8 +308,9 @@ def make_parser():
     p = sub.add_parser("book-runs", help="train the book's runs side by side (what `make book` "
                        "does before the pages; each reused when it is already there)")
     p.add_argument("--jobs", type=int, default=None, help="runs at once (default: the cores)")
-    p.add_argument("--only", choices=models.names(), default=None,
-                   help="train just this model's run, here, in this process")
+    p.add_argument("--only", choices=(*models.names(), "evaluator"), default=None,
+                   help="train just this model's run (or the data set's evaluator), here, "
+                        "in this process")
     p.add_argument("--dataset", choices=("mnist", "fashion"), default="mnist")
     p.add_argument("--subset", type=int, default=None, help="the first N images only (tests)")
     p.add_argument("--epochs", type=int, default=None, help="default: the book's")
