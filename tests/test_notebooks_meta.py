@@ -44,7 +44,8 @@ def test_the_chapters_use_every_notebook():
 # the MNIST notebooks: model name in npgan.BOOK_EPOCHS
 MNIST = {"21.1-gan-mnist.ipynb": "gan", "21.2-cgan-mnist.ipynb": "cgan",
          "21.3-infogan-mnist.ipynb": "infogan", "21.4-dcgan.ipynb": "dcgan"}
-MAX_BYTES = 1_000_000      # with the full run's outputs (PNG at the book's size, see make notebook-outputs)
+MAX_BYTES = 1_200_000      # with the full run's outputs (PNG at the book's size, see make notebook-outputs;
+                           # measured: 21.3 1,006 KiB, 21.4 759 KiB, the others 228–439 KiB)
 CHECK = "nbval-check-output"
 IGNORE = "nbval-ignore-output"
 
