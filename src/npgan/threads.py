@@ -2,11 +2,12 @@
 purpose, rather than by whatever the environment happens to say.
 
 Measured on the project's 2-core machine (NumPy 2.4.6 + OpenBLAS, one book GAN
-step; issue #13 and `make bench`): two threads are only about 1.2× faster than
-one on an idle machine, but with one other CPU-bound process running they are
-up to 60× SLOWER (OpenBLAS threads spin while they wait, and two processes of
-two threads each starve each other on two cores), while one thread stays at its
-idle speed. So the default is one thread per training process, and the book
+step; benchmarks/bench_busy.py, 2026-12-01, Haswell kernel): two threads are
+1.56× faster than one on an idle machine (4.34 against 6.78 ms), but 3.2× slower
+beside one busy loop and 3.8× slower beside a second training, while one thread
+stays within 1.11× of its idle time. (On a SkylakeX kernel two threads were only
+1.2× faster idle and up to 60× slower under load: OpenBLAS threads spin while
+they wait, and two processes of two threads each starve each other on two cores.) So the default is one thread per training process, and the book
 trains its models side by side, one process per core.
 
 Who decides, first match wins:
