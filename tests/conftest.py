@@ -168,8 +168,8 @@ def record_train_step(model, x_real, labels=None):
     finally:
         model.opt_d.step, model.opt_g.step = step_d, step_g
     cfg, B = model.config, x_real.shape[0]
-    def buffer(name, rows):   # the step's work buffer of that name for this batch size
-        (found,) = [v for (n, shape, _), v in model._buffers.items() if n == name and shape[0] == rows]
+    def buffer(name, rows, owner=model):   # owner's work buffer of that name for this batch size
+        (found,) = [v for (n, shape, _), v in owner._buffers.items() if n == name and shape[0] == rows]
         return found.copy()
 
     rec["d_in"], rec["g_in"] = buffer("d_in", 2 * B), buffer("g_in", B)
@@ -177,10 +177,9 @@ def record_train_step(model, x_real, labels=None):
     rec["thD_end"] = model.D.flat_params.copy()
     rec["thG_end"] = model.G.flat_params.copy()
     drops = dropouts(model.D)
-    if drops and cfg.d_dropout > 0:
-        dt = model.dtype
-        rec["masks_d"] = [d._buffers[("mask", (2 * B, d.mask.shape[1]), dt)].copy() for d in drops]
-        rec["masks_g"] = [d._buffers[("mask", (B, d.mask.shape[1]), dt)].copy() for d in drops]
+    if drops and cfg.d_dropout > 0:   # (B, features) masks, or (B, C, H, W) after a conv
+        rec["masks_d"] = [buffer("mask", 2 * B, d) for d in drops]
+        rec["masks_g"] = [buffer("mask", B, d) for d in drops]
     else:
         rec["masks_d"] = rec["masks_g"] = None
     rec["shapes_d"] = [layer.W.shape for layer in linears(model.D)]

@@ -40,34 +40,6 @@ def prepared(cfg, seed=4):
     return model, rng
 
 
-def record_step(model, x_real):
-    """model.train_step with the optimizers' steps wrapped: the flat gradients each
-    optimizer received, the weights before/after, D's and G's inputs."""
-    rec = {"thD0": model.D.flat_params.copy(), "thG0": model.G.flat_params.copy()}
-    step_d, step_g = model.opt_d.step, model.opt_g.step
-
-    def wrapped_d():
-        rec["gD"] = model.D.flat_grads.copy()
-        step_d()
-        rec["thD1"] = model.D.flat_params.copy()
-
-    def wrapped_g():
-        rec["gG"] = model.G.flat_grads.copy()
-        rec["thD_at_g"] = model.D.flat_params.copy()
-        step_g()
-
-    model.opt_d.step, model.opt_g.step = wrapped_d, wrapped_g
-    try:
-        rec["losses"] = model.train_step(x_real)
-    finally:
-        model.opt_d.step, model.opt_g.step = step_d, step_g
-    n, dt = x_real.shape[0], model.dtype
-    rec["d_in"] = model._buffers[("d_in", (2 * n, 784), dt)].copy()
-    rec["g_in"] = model._buffers[("g_in", (n, model.config.latent_dim), dt)].copy()
-    rec["thD_end"] = model.D.flat_params.copy()
-    return rec
-
-
 def softplus(z):
     return np.logaddexp(0.0, z)
 
@@ -83,7 +55,7 @@ def test_dcgan_train_step_gradients_match_finite_differences(gc, case):
     cfg = tiny(**CASES[case])
     model, rng = prepared(cfg, seed=SEEDS.get(case, 4))
     x_real = rng.uniform(-1, 1, (B, 784))
-    rec = record_step(model, x_real)
+    rec = gc.record_train_step(model, x_real)
     d_in, g_in = rec["d_in"], rec["g_in"]
     np.testing.assert_array_equal(d_in[:B], x_real)
     np.testing.assert_array_equal(rec["thD_at_g"], rec["thD1"])
@@ -201,7 +173,7 @@ def test_dcgan_train_step_matches_torch(gc, case):
     rng = np.random.default_rng(2)
     model.train_step(rng.uniform(-1, 1, (n, 784)))
     x_real = rng.uniform(-1, 1, (n, 784))
-    rec = record_step(model, x_real)
+    rec = gc.record_train_step(model, x_real)
     groups = 2 if cfg.d_bn_batches == "separate" else 1
 
     pg = torch_params(model.G, rec["thG0"], torch)
