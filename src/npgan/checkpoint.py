@@ -22,10 +22,16 @@ def save(model, path, epoch=None, seed=None):
     path = Path(path)
     meta = {"format": FORMAT, "model": model.name, "config": json.loads(model.config.to_json()),
             "epoch": epoch, "seed": seed}
+    average = getattr(model, "G_average", None)
+    if average is not None:
+        meta["average_updates"] = average.updates
     arrays = {"meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
               "G": model.G.flat_params, "D": model.D.flat_params}
-    for net in ("G", "D"):   # layer state that is not trained: BatchNorm's running statistics
-        buffers = getattr(getattr(model, net), "flat_buffers", None)
+    if average is not None:   # the average of G's weights (average.py), which samples use
+        arrays["G_average"] = average.net.flat_params
+    for net, network in (("G", model.G), ("D", model.D), ("G_average", average and average.net)):
+        # layer state that is not trained: BatchNorm's running statistics
+        buffers = getattr(network, "flat_buffers", None)
         if buffers is not None and buffers.size:
             arrays[f"{net}_buffers"] = buffers
     for net, opt in (("G", model.opt_g), ("D", model.opt_d)):
@@ -139,6 +145,8 @@ def _load(data, path):
             buffers[...] = _read(data, f"{net_name}_buffers", buffers.shape, buffers.dtype,
                                  f"{net_name}'s running statistics", path)
         opt = model.opt_g if net_name == "G" else model.opt_d
+        if net_name == "D" and getattr(model, "G_average", None) is not None:
+            _load_average(data, model.G_average, meta, path)
         for key, value in opt.state().items():
             what = f"{net_name}'s optimizer state ({key})"
             if key == "t":
@@ -149,6 +157,20 @@ def _load(data, path):
             else:
                 value[...] = _read(data, f"opt_{net_name}_{key}", value.shape, value.dtype, what, path)
     return model, meta
+
+
+def _load_average(data, average, meta, path):
+    """The average of G's weights, which a config with ema_decay > 0 keeps."""
+    net = average.net
+    net.flat_params[...] = _read(data, "G_average", net.flat_params.shape, net.flat_params.dtype,
+                                 "the average of G's weights", path)
+    if net.flat_buffers.size:
+        net.flat_buffers[...] = _read(data, "G_average_buffers", net.flat_buffers.shape,
+                                      net.flat_buffers.dtype, "the average's running statistics", path)
+    updates = meta.get("average_updates")
+    if isinstance(updates, bool) or not isinstance(updates, int) or updates < 0:
+        raise ValueError(f"average_updates is {updates!r}, expected a step count ≥ 0")
+    average.updates = updates
 
 
 def run_dir(name):

@@ -1,7 +1,7 @@
 """A trained generator as a compact script for the book's pages (the widgets of
 21.1 and 21.2: "在书页里玩生成器").
 
-``export_generator`` walks ``model.G.layers`` and describes each layer by a small
+``export_generator`` walks ``model.sampler.layers`` and describes each layer by a small
 dict that the page's JavaScript (_ext/npgan-demo.js) knows how to run; every
 weight tensor is stored as scaled integers, one scale per output unit/channel:
 
@@ -246,33 +246,33 @@ def probe_inputs(model, n, seed=0):
             columns.append(rng.uniform(*part["range"], (n, size)))
         else:
             columns.append(np.eye(size)[rng.integers(0, size, n)])
-    return np.hstack(columns).astype(model.G.dtype)
+    return np.hstack(columns).astype(model.sampler.dtype)
 
 
 # ---------------------------------------------------------------- export
 
 def grey_error(model, specs, bits, x, exact=None):
     """Largest |G_quantized(x) − G(x)| over the probe batch, in grey levels of 255."""
-    exact = model.G(x) if exact is None else exact
-    original = _with_weights(model.G, specs, bits)
+    exact = model.sampler(x) if exact is None else exact
+    original = _with_weights(model.sampler, specs, bits)
     try:
-        approx = model.G(x)
+        approx = model.sampler(x)
     finally:
-        model.G.flat_params[...] = original
+        model.sampler.flat_params[...] = original
     return float(np.abs(approx - exact).max() * 127.5)
 
 
 def export_generator(model, source, epoch=None, n_probe=1000, max_bytes=MAX_BYTES):
     """The page data of ``model``'s generator: a JSON-ready dict (see the module doc).
     ``source``: the checkpoint it came from, relative to $NPGAN_DATA."""
-    specs = _layer_specs(model.G)
+    specs = _layer_specs(model.sampler)
     layout = input_layout(model)
     first = next((s for s in specs if "nIn" in s), None)
     if first is not None and first["nIn"] != sum(p["size"] for p in layout):
         raise ExportError(f"{model.name}: G's first layer takes {first['nIn']} numbers, but the "
                           f"config describes an input of {sum(p['size'] for p in layout)} ({layout})")
     x = probe_inputs(model, n_probe)
-    exact = model.G(x)
+    exact = model.sampler(x)
     for bits in BITS:
         error = grey_error(model, specs, bits, x, exact)
         if error <= MAX_ERROR:

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from . import checks, models
+from .average import WeightAverage
 from .layers import WorkBuffers, mlp
 from .losses import bce_with_logits
 from .optim import make_optimizer
@@ -49,6 +50,7 @@ class GANConfig:
     momentum: float = 0.0            # SGD only
     batch_size: int = 64
     real_label: float = 0.9          # one-sided label smoothing: real targets 0.9, fakes 0
+    ema_decay: float = 0.0           # β of the average of G's weights (average.py); 0: none
     dtype: str = "float32"           # "float64" for gradient checks
 
     def __post_init__(self):
@@ -81,6 +83,7 @@ class GANConfig:
         checks.real_number(self, "momentum", 0, 1, high_open=True)
         checks.whole_number(self, "batch_size", 1, 65536)
         checks.real_number(self, "real_label", 0, 1, low_open=True)
+        checks.real_number(self, "ema_decay", 0, 1, high_open=True)
         checks.one_of(self, "dtype", DTYPES)
         n = self.num_parameters()
         if n > MAX_PARAMETERS:
@@ -156,6 +159,9 @@ class GAN(WorkBuffers):
                                     c.lr_d, c.beta1, c.beta2, c.momentum)
         self.opt_g = make_optimizer(c.optimizer, self.G.flat_params, self.G.flat_grads,
                                     c.lr_g, c.beta1, c.beta2, c.momentum)
+        # the average of G's weights that samples are drawn from, when ema_decay > 0
+        self.G_average = WeightAverage(self._spare_generator(), self.G, c.ema_decay) \
+            if c.ema_decay else None
         super().__init__()  # work buffers of train_step
 
     def build_networks(self):
@@ -166,6 +172,26 @@ class GAN(WorkBuffers):
         D = mlp((IMAGE_SIZE + k, *c.d_hidden, 1), c.activation, None,
                 self.rng, self.dtype, c.leaky_slope, dropout=c.d_dropout)
         return G, D
+
+    def _spare_generator(self):
+        """A second G of the same shape, for the average; built from a throwaway
+        generator of random numbers so that self.rng (and so the run) is unchanged."""
+        rng, self.rng = self.rng, np.random.default_rng(0)
+        try:
+            return self.build_networks()[0]
+        finally:
+            self.rng = rng
+
+    @property
+    def sampler(self):
+        """The G that samples, snapshots and evaluations use: the average of G's
+        weights when the config keeps one (ema_decay > 0), else G itself."""
+        return self.G if self.G_average is None else self.G_average.net
+
+    def after_g_step(self):
+        """Runs after every update of G: folds the new weights into the average."""
+        if self.G_average is not None:
+            self.G_average.update(self.G)
 
     @property
     def conditional(self):
@@ -193,7 +219,7 @@ class GAN(WorkBuffers):
             z = np.hstack([z, one_hot(labels, self.config.n_classes, self.dtype)])
         elif labels is not None:
             raise ValueError("a plain GAN takes no labels")
-        return self.G(z.astype(self.dtype, copy=False))
+        return self.sampler(z.astype(self.dtype, copy=False))
 
     def sample(self, n, rng=None, labels=None):
         """n fresh samples; a CGAN without labels cycles through 0, 1, …, 9."""
@@ -267,6 +293,7 @@ class GAN(WorkBuffers):
         grad_x = self.D.backward(grad, param_grads=False)  # through D, D's weights untouched
         self.G.backward(grad_x[:, :IMAGE_SIZE], input_grad=False)
         self.opt_g.step()
+        self.after_g_step()
         return loss_d, loss_g, d_real, d_fake
 
 

@@ -223,7 +223,7 @@ class InfoGAN(GAN):
         g_in = np.asarray(g_in, dtype=self.dtype)
         if g_in.ndim != 2 or g_in.shape[1] != self.input_size:
             raise ValueError(f"G's input must have shape (N, {self.input_size}), got {g_in.shape}")
-        return self.G(g_in)
+        return self.sampler(g_in)
 
     def read_codes(self, x):
         """What Q reads from images x (N, 784): (c1 probabilities (N, n_cat),
@@ -303,6 +303,7 @@ class InfoGAN(GAN):
         grad_x = self.D.backward(grad, param_grads=False)
         self.G.backward(grad_x, input_grad=False)
         self.opt_g.step()
+        self.after_g_step()
         self.info_log.append((ce, nll))
         return loss_d, loss_gan + info, d_real, d_fake
 

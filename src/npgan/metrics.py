@@ -451,16 +451,28 @@ def frechet_distance(feats_a, feats_b):
 _REFERENCE = {}
 
 
-def _reference(evaluator, dataset="mnist"):
-    """Statistics of the evaluator's features for the 10,000 test images, and the
-    real-vs-real floor: the FD of the first 10,000 training images from them."""
-    key = (id(evaluator), dataset)
+def held_out(dataset="mnist", against="test"):
+    """The real images the measures compare with. "test": the 10,000 test images
+    (the book's figures). "validation": train[50000:60000], for tuning without
+    the test set (experiments/scoreboard.py trains on train[:50000] then)."""
+    if against == "test":
+        return load_images(dataset, "test")[0]
+    if against == "validation":
+        return load_images(dataset, "train")[0][VALIDATION]
+    raise ValueError(f"against must be 'test' or 'validation', got {against!r}")
+
+
+def _reference(evaluator, dataset="mnist", against="test"):
+    """Statistics of the evaluator's features for the held-out images (the 10,000
+    test images, or the validation images), and the real-vs-real floor: the FD
+    of the first 10,000 training images from them."""
+    key = (id(evaluator), dataset, against)
     if key not in _REFERENCE:
-        x_test, _ = load_images(dataset, "test")
+        x_held_out = held_out(dataset, against)
         x_train, _ = load_images(dataset, "train", subset=10_000)
-        test_stats = _mean_cov(evaluator.features(x_test))
-        floor = frechet_from_stats(*_mean_cov(evaluator.features(x_train)), *test_stats)
-        _REFERENCE[key] = (evaluator, test_stats, floor)  # the evaluator is kept so its id stays unique
+        stats = _mean_cov(evaluator.features(x_held_out))
+        floor = frechet_from_stats(*_mean_cov(evaluator.features(x_train)), *stats)
+        _REFERENCE[key] = (evaluator, stats, floor)  # the evaluator is kept so its id stays unique
     return _REFERENCE[key][1:]
 
 
@@ -557,15 +569,16 @@ def _to_unit(images):
     return np.clip(x, 0, 1, out=x)
 
 
-def parzen_figure(images, n_validation=1000, dataset="mnist"):
+def parzen_figure(images, n_validation=1000, dataset="mnist", against="test"):
     """The chapter's Parzen figure for images (N, 784) in [−1, 1] (10,000 generated, or real):
     σ from logspace(−1, 0, 10) chosen on the first ``n_validation`` images of
     train[50000:60000], then the mean log-likelihood of the 10,000 test images ± its
-    standard error."""
-    train, _ = load_images(dataset, "train")
-    validation = train[VALIDATION][:n_validation]
-    test, _ = load_images(dataset, "test")
-    return parzen_log_likelihood(_to_unit(images), _to_unit(test), PARZEN_SIGMAS, _to_unit(validation))
+    standard error. With against="validation" (tuning without the test set) the
+    rest of train[50000:60000] takes the test images' place."""
+    validation = held_out(dataset, "validation")
+    scored = held_out(dataset, against) if against == "test" else validation[n_validation:]
+    return parzen_log_likelihood(_to_unit(images), _to_unit(scored), PARZEN_SIGMAS,
+                                 _to_unit(validation[:n_validation]))
 
 
 def real_parzen(n=10_000):
@@ -577,7 +590,7 @@ def real_parzen(n=10_000):
 
 # ------------------------------------------------------------------ everything
 
-def evaluate(model, parzen=False, seed=0, n=10_000, evaluator=None):
+def evaluate(model, parzen=False, seed=0, n=10_000, evaluator=None, against="test"):
     """Every figure of the evaluation section for a GAN, CGAN or InfoGAN, in one dict.
 
     One set of n samples (np.random.default_rng(seed); for a CGAN the labels cycle
@@ -585,7 +598,8 @@ def evaluate(model, parzen=False, seed=0, n=10_000, evaluator=None):
     Fréchet distance to the test images beside the real-vs-real floor; for a CGAN
     the label accuracy overall and per digit; for an InfoGAN what its codes learned
     (codes.evaluate_codes: c1's matched accuracy, the sweeps); with ``parzen=True`` the Parzen
-    log-likelihood (slow: about a minute)."""
+    log-likelihood (slow: about a minute). ``against="validation"`` compares with
+    train[50000:60000] instead of the test images (see held_out)."""
     _check_generator(model)
     dataset = dataset_of(model)   # Fashion-MNIST's DCGAN: scored by the Fashion-MNIST evaluator
     evaluator = evaluator or load_evaluator(dataset=dataset)
@@ -595,9 +609,9 @@ def evaluate(model, parzen=False, seed=0, n=10_000, evaluator=None):
     feats, logits = evaluator.forward(images)
     predicted = logits.argmax(axis=1)
     shares, kl = shares_of(predicted)
-    test_stats, floor = _reference(evaluator, dataset)
+    test_stats, floor = _reference(evaluator, dataset, against)
     result = {"model": getattr(model, "name", "cgan" if conditional else "gan"), "dataset": dataset,
-              "n_samples": n, "seed": seed,
+              "n_samples": n, "seed": seed, "against": against,
               "digit_shares": shares.tolist(), "kl_uniform": kl, "max_share": float(shares.max()),
               "fd": frechet_from_stats(*_mean_cov(feats), *test_stats), "fd_floor": floor}
     if conditional:
@@ -610,7 +624,7 @@ def evaluate(model, parzen=False, seed=0, n=10_000, evaluator=None):
 
         result["codes"] = evaluate_codes(model, seed=seed, evaluator=evaluator)
     if parzen:
-        p = parzen_figure(images, dataset=dataset)
+        p = parzen_figure(images, dataset=dataset, against=against)
         result.update(parzen_mean=p["mean"], parzen_se=p["se"], parzen_sigma=p["sigma"])
     result["evaluator"] = {"version": EVALUATOR_VERSION,
                            "test_accuracy": evaluator.meta.get("test_accuracy")}

@@ -1,0 +1,168 @@
+"""The scoreboard of section 21.5: each lever of the book's recipe changed on its
+own, over several seeds, for a fixed number of epochs.
+
+Every run trains on train[:50000] and is scored against train[50000:60000]
+(metrics.evaluate(..., against="validation")): the test images are kept for the
+book's final figures, so choosing a recipe from this table does not tune on them.
+One run = one (model, lever, seed); its figures go to a JSON file of its own in
+$NPGAN_DATA/scoreboard/, so an interrupted sweep goes on where it stopped and two
+sweeps (e.g. one per model, one per core) can run at once. ``--table`` gathers
+them into experiments/scoreboard.csv, with the command, machine and date in
+experiments/scoreboard.json.
+
+    OPENBLAS_NUM_THREADS=1 python experiments/scoreboard.py --model gan --epochs 10 --seeds 0 1 2
+    python experiments/scoreboard.py --table
+"""
+
+import argparse
+import csv
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+import npgan
+from npgan import metrics
+from npgan.data import data_dir
+from npgan.files import atomic_write
+
+HERE = Path(__file__).resolve().parent
+TRAIN = slice(0, 50_000)   # metrics.VALIDATION (train[50000:60000]) is held out
+
+# lever name → changes to the book recipe (npgan.book_config). "original recipe"
+# is the original chapter's: ReLU, no dropout, real label 1 (with our Adam).
+LEVERS = {
+    "gan": {
+        "book": {},
+        "ReLU": {"activation": "relu"},
+        "no dropout": {"d_dropout": 0.0},
+        "no smoothing": {"real_label": 1.0},
+        "EMA 0.999": {"ema_decay": 0.999},
+        "lr_d 4e-4, lr_g 1e-4": {"lr_d": 4e-4, "lr_g": 1e-4},
+        "batch 128": {"batch_size": 128},
+        "original recipe": {"activation": "relu", "d_dropout": 0.0, "real_label": 1.0},
+    },
+    "cgan": {
+        "book": {},
+        "ReLU": {"activation": "relu"},
+        "dropout 0.3": {"d_dropout": 0.3},
+        "no smoothing": {"real_label": 1.0},
+        "EMA 0.999": {"ema_decay": 0.999},
+        "lr_d 4e-4, lr_g 1e-4": {"lr_d": 4e-4, "lr_g": 1e-4},
+        "batch 128": {"batch_size": 128},
+        "original recipe": {"activation": "relu", "real_label": 1.0},
+    },
+}
+COLUMNS = ("model", "lever", "seed", "epochs", "max_share", "min_share", "kl_uniform", "fd",
+           "fd_floor", "fd_ratio", "parzen", "parzen_se", "label_accuracy", "train_seconds")
+
+
+def run_path(model_name, lever, seed, epochs):
+    slug = "".join(ch if ch.isalnum() else "-" for ch in lever.lower()).strip("-")
+    return data_dir() / "scoreboard" / f"{model_name}-{slug}-seed{seed}-e{epochs}.json"
+
+
+def run_one(model_name, lever, changes, seed, epochs):
+    """Train one variant and score it against the validation images; returns its row."""
+    config = replace(npgan.book_config(model_name), **changes)
+    images, labels = npgan.load_mnist("train")
+    images, labels = images[TRAIN], labels[TRAIN]
+    model = npgan.build(config, seed=seed)
+    history = npgan.train(model, images, labels if model.conditional else None, epochs=epochs,
+                          seed=seed, progress=False)
+    scores = metrics.evaluate(model, parzen=True, seed=seed, against="validation")
+    shares = np.array(scores["digit_shares"])
+    return {"model": model_name, "lever": lever, "seed": seed, "epochs": epochs,
+            "max_share": float(shares.max()), "min_share": float(shares.min()),
+            "kl_uniform": scores["kl_uniform"], "fd": scores["fd"], "fd_floor": scores["fd_floor"],
+            "fd_ratio": scores["fd"] / scores["fd_floor"], "parzen": scores["parzen_mean"],
+            "parzen_se": scores["parzen_se"], "label_accuracy": scores.get("label_accuracy"),
+            "train_seconds": history.seconds, "config": json.loads(config.to_json())}
+
+
+def sweep(model_name, levers, seeds, epochs):
+    for seed in seeds:            # seed by seed: a partial sweep already covers every lever
+        for lever in levers:
+            path = run_path(model_name, lever, seed, epochs)
+            if path.exists():
+                continue
+            start = time.perf_counter()
+            row = run_one(model_name, lever, LEVERS[model_name][lever], seed, epochs)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_write(path, "w", encoding="utf-8") as f:
+                json.dump(row, f, indent=1)
+            print(f"{model_name} / {lever} / seed {seed}: FD {row['fd']:.2f} "
+                  f"({row['fd_ratio']:.2f}× floor), Parzen {row['parzen']:.1f}, shares "
+                  f"{row['min_share']:.1%}–{row['max_share']:.1%}"
+                  + (f", label accuracy {row['label_accuracy']:.2%}" if row["label_accuracy"] else "")
+                  + f"  [{time.perf_counter() - start:.0f} s]", flush=True)
+
+
+def summary(rows):
+    """(model, lever) → {column: (mean, sd, n)} over seeds, in LEVERS' order."""
+    table = {}
+    for model_name, levers in LEVERS.items():
+        for lever in levers:
+            group = [r for r in rows if r["model"] == model_name and r["lever"] == lever]
+            if not group:
+                continue
+            table[(model_name, lever)] = {
+                key: (statistics.mean(v), statistics.stdev(v) if len(v) > 1 else 0.0, len(v))
+                for key in COLUMNS[4:] if (v := [r[key] for r in group if r[key] is not None])}
+    return table
+
+
+def gather(epochs):
+    rows = [json.loads(p.read_text()) for p in sorted((data_dir() / "scoreboard").glob(f"*-e{epochs}.json"))]
+    if not rows:
+        sys.exit(f"no scoreboard runs of {epochs} epochs in {data_dir() / 'scoreboard'}")
+    with atomic_write(HERE / "scoreboard.csv", "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for r in sorted(rows, key=lambda r: (r["model"], list(LEVERS[r["model"]]).index(r["lever"]), r["seed"])):
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    info = {"command": "OPENBLAS_NUM_THREADS=1 python experiments/scoreboard.py --model gan|cgan "
+                       f"--epochs {epochs} --seeds 0 1 2; python experiments/scoreboard.py --table "
+                       f"--epochs {epochs}",
+            "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.processor() or platform.machine()}, "
+            f"{os.cpu_count()} cores, {platform.system()}", "numpy": np.__version__,
+            "epochs": epochs, "train_images": "train[:50000]",
+            "scored_against": "train[50000:60000] (Parzen: sigma on its first 1,000, scored on the other 9,000)",
+            "levers": LEVERS}
+    with atomic_write(HERE / "scoreboard.json", "w", encoding="utf-8") as f:
+        json.dump(info, f, indent=1)
+    for (model_name, lever), cols in summary(rows).items():
+        fmt = lambda key, spec: f"{cols[key][0]:{spec}} ± {cols[key][1]:{spec}}" if key in cols else "—"
+        print(f"{model_name:5s} {lever:22s} n={cols['fd'][2]}  FD/floor {fmt('fd_ratio', '.2f')}  "
+              f"Parzen {fmt('parzen', '.1f')}  max share {fmt('max_share', '.3f')}  "
+              f"min share {fmt('min_share', '.3f')}  label acc {fmt('label_accuracy', '.4f')}")
+    print(f"wrote {HERE / 'scoreboard.csv'} ({len(rows)} runs)")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", choices=tuple(LEVERS))
+    p.add_argument("--levers", nargs="*", help="default: all of the model's")
+    p.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--table", action="store_true", help="gather the runs into experiments/scoreboard.csv")
+    args = p.parse_args()
+    if args.table:
+        return gather(args.epochs)
+    if not args.model:
+        p.error("give --model gan|cgan, or --table")
+    levers = args.levers or list(LEVERS[args.model])
+    unknown = set(levers) - set(LEVERS[args.model])
+    if unknown:
+        p.error(f"unknown levers {sorted(unknown)}; choose from {list(LEVERS[args.model])}")
+    sweep(args.model, levers, args.seeds, args.epochs)
+
+
+if __name__ == "__main__":
+    main()
