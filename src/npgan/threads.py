@@ -1,14 +1,24 @@
 """How many BLAS threads npgan's matrix multiplies use — decided here, on
 purpose, rather than by whatever the environment happens to say.
 
-Measured on the project's 2-core machine (NumPy 2.4.6 + OpenBLAS, one book GAN
-step; benchmarks/bench_busy.py, 2026-12-01, Haswell kernel): two threads are
-1.56× faster than one on an idle machine (4.34 against 6.78 ms), but 3.2× slower
-beside one busy loop and 3.8× slower beside a second training, while one thread
-stays within 1.11× of its idle time. (On a SkylakeX kernel two threads were only
-1.2× faster idle and up to 60× slower under load: OpenBLAS threads spin while
-they wait, and two processes of two threads each starve each other on two cores.) So the default is one thread per training process, and the book
-trains its models side by side, one process per core.
+Measured on the project's 2-core machine (NumPy 2.4.6 + OpenBLAS 0.3.31, Haswell
+kernel, one book GAN step; benchmarks/bench_busy.py, 2026-12-01 11:50 UTC), ms per
+step idle / beside a busy loop / beside a second training:
+
+    1 thread                                  7.19 /  7.28 /  7.95
+    2 threads                                 5.86 / 16.82 / 13.78
+    2 threads, OPENBLAS_THREAD_TIMEOUT=4      6.28 /  9.21 /  8.45
+    load check at the start (2 if idle)       5.92 /  7.13 /  8.00
+
+Two threads win only on an idle machine (1.23×) and are 1.7–2.3× slower than
+one under load (on a SkylakeX kernel, earlier, up to 60×): OpenBLAS threads spin
+while they wait, and two processes of two threads starve each other on two cores.
+Letting them sleep at once (the timeout, which OpenBLAS reads only when it loads)
+still leaves them 1.06–1.27× slower than one thread. Looking at /proc/stat when training starts picks one
+thread under load, but it looks once: trainings started together, as the book's
+side-by-side runs are, all see an idle machine and all take two. So the default
+is one thread per training process, and the book trains its models side by side,
+one process per core.
 
 Who decides, first match wins:
   1. ``threads=`` given to ``train`` (or to ``blas_threads``);
