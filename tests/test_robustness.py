@@ -576,18 +576,19 @@ def test_sample_refuses_a_bad_checkpoint_in_one_line(run_cli, small_checkpoint, 
 
 # ---------------------------------------------------------------- the evaluator's cache
 
-from npgan import metrics  # noqa: E402
+# npgan.evaluator, not metrics: load_evaluator looks up _EVALUATORS and train_evaluator there
+from npgan import evaluator as evaluator_module  # noqa: E402
 
 
 def stand_in_evaluator(bias=0.0):
     """An evaluator with the recipe's shapes and meta (not trained: the cache's
     handling is under test, not the classifier)."""
-    sizes = [784, *metrics.EVALUATOR_RECIPE["hidden"], metrics.N_DIGITS]
+    sizes = [784, *evaluator_module.EVALUATOR_RECIPE["hidden"], evaluator_module.N_DIGITS]
     weights = [(np.zeros((a, b), np.float32), np.full(b, bias, np.float32))
                for a, b in zip(sizes[:-1], sizes[1:])]
-    meta = {"version": metrics.EVALUATOR_VERSION, "recipe": metrics.EVALUATOR_RECIPE, "epoch": 1,
-            "validation_accuracy": 0.1, "test_accuracy": 0.1, "seconds": 0.0}
-    return metrics.Evaluator(weights, meta)
+    meta = {"version": evaluator_module.EVALUATOR_VERSION, "recipe": evaluator_module.EVALUATOR_RECIPE,
+            "epoch": 1, "validation_accuracy": 0.1, "test_accuracy": 0.1, "seconds": 0.0}
+    return evaluator_module.Evaluator(weights, meta)
 
 
 @pytest.mark.parametrize("case", ["zero bytes", "NaN biases", "random bytes"])
@@ -602,23 +603,23 @@ def test_a_damaged_evaluator_cache_is_refused_and_replaced(tmp_path, monkeypatch
     else:
         path.write_bytes(np.random.default_rng(1).bytes(3000))
     with pytest.raises(ValueError, match="not a valid evaluator file|not finite") as info:
-        metrics.Evaluator.load(path)
+        evaluator_module.Evaluator.load(path)
     assert str(path) in str(info.value) and "pickle" not in str(info.value)
-    monkeypatch.setattr(metrics, "_EVALUATORS", {})
-    monkeypatch.setattr(metrics, "train_evaluator", lambda **kwargs: stand_in_evaluator())
+    monkeypatch.setattr(evaluator_module, "_EVALUATORS", {})
+    monkeypatch.setattr(evaluator_module, "train_evaluator", lambda **kwargs: stand_in_evaluator())
     logs = []
-    evaluator = metrics.load_evaluator(path, log=logs.append)
+    evaluator = evaluator_module.load_evaluator(path, log=logs.append)
     assert any("training a new one" in line for line in logs)
-    again = metrics.Evaluator.load(path)   # the cache now holds the new one
+    again = evaluator_module.Evaluator.load(path)   # the cache now holds the new one
     assert all(np.array_equal(a[1], b[1]) for a, b in zip(again.weights, evaluator.weights))
 
 
 def test_an_evaluator_cache_that_is_a_fifo_is_refused_before_training(tmp_path, monkeypatch):
     path = make_fifo(tmp_path / "evaluator.npz")
-    monkeypatch.setattr(metrics, "_EVALUATORS", {})
-    monkeypatch.setattr(metrics, "train_evaluator", lambda **kwargs: pytest.fail("trained"))
+    monkeypatch.setattr(evaluator_module, "_EVALUATORS", {})
+    monkeypatch.setattr(evaluator_module, "train_evaluator", lambda **kwargs: pytest.fail("trained"))
     with pytest.raises(data.DataError, match="is a FIFO .named pipe., not a regular file: remove it"):
-        metrics.load_evaluator(path, log=lambda m: None)
+        evaluator_module.load_evaluator(path, log=lambda m: None)
     assert stat.S_ISFIFO(os.stat(path).st_mode)
 SIGTERM_SCRIPT = r"""
 import sys, time
@@ -856,10 +857,10 @@ def test_load_evaluator_warns_before_training_that_it_cannot_cache(tmp_path, mon
     folder.mkdir()
     chattr_immutable(folder)
     logs = []
-    monkeypatch.setattr(metrics, "_EVALUATORS", {})
-    monkeypatch.setattr(metrics, "train_evaluator",
+    monkeypatch.setattr(evaluator_module, "_EVALUATORS", {})
+    monkeypatch.setattr(evaluator_module, "train_evaluator",
                         lambda **kwargs: logs.append("trained") or stand_in_evaluator())
-    metrics.load_evaluator(folder / "evaluator.npz", log=logs.append)
+    evaluator_module.load_evaluator(folder / "evaluator.npz", log=logs.append)
     assert "cannot be cached" in logs[0] and "trained" in logs
     assert logs.index("trained") > 0
 

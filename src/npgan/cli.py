@@ -100,7 +100,7 @@ def cmd_fetch(args):
     folder = data.fetch_mnist(args.data_dir)
     print(f"MNIST is ready in {folder}")
     if args.evaluator:
-        from .metrics import evaluator_path, load_evaluator
+        from .evaluator import evaluator_path, load_evaluator
 
         load_evaluator(must_cache=True)   # caching it is the point: say so before training
         print(f"the evaluator is ready in {evaluator_path()}")
@@ -241,7 +241,7 @@ def cmd_book_runs(args):
     from . import bookruns
 
     if args.only == "evaluator":   # the evaluator of a data set, trained beside the runs
-        from .metrics import load_evaluator
+        from .evaluator import load_evaluator
 
         load_evaluator(dataset=args.dataset, log=print)
         print(f"the {args.dataset} evaluator is ready")

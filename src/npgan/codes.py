@@ -13,7 +13,7 @@
 
 import numpy as np
 
-from .metrics import N_DIGITS, load_evaluator
+from .evaluator import N_DIGITS, load_evaluator
 
 SWEEP = np.linspace(-2, 2, 9)   # beyond the training range U(−1, 1), as in Chen et al.
 
