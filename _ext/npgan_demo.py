@@ -12,7 +12,8 @@ For each model that a page shows, this extension
    path, relative to $NPGAN_DATA, under the key "<model>_checkpoint", e.g. in 21.1
    ``glue("gan_checkpoint", f"runs/{run.name}/epoch_{EPOCHS:03d}.npz", display=False)``;
    so a quick build (NPGAN_QUICK=1) exports its quick run and the full book its full one;
-2. exports the generator (npgan.export: every layer of model.G, weights as scaled
+2. exports the generator that samples (npgan.export: every layer of model.sampler,
+   the average of G's weights where the recipe keeps one; weights as scaled
    integers) into _static/npgan/<model>.js, a classic script that assigns the data
    to window.npganDemoData, so that the page works from file:// too (no fetch());
 3. adds that script, _static/npgan/npgan-demo.js (the hand-written forward pass and

@@ -57,7 +57,7 @@ def test_decay_out_of_range_is_refused(decay):
 def test_training_is_the_same_with_or_without_the_average(extra):
     """The average is a bystander: same seed, same D and G, step for step; only
     the samples come from the average."""
-    plain = build(GANConfig(**SMALL, **extra), seed=5)
+    plain = build(GANConfig(**SMALL, **extra, ema_decay=0.0), seed=5)
     averaged = build(GANConfig(**SMALL, **extra, ema_decay=0.99), seed=5)
     assert plain.sampler is plain.G and averaged.sampler is averaged.G_average.net
     steps(plain, 6)
@@ -106,3 +106,31 @@ def test_held_out_images_for_tuning(mnist_dir):
     assert len(metrics.held_out("mnist", "test")) == 10_000
     with pytest.raises(ValueError, match="against must be 'test' or 'validation'"):
         metrics.held_out("mnist", "train")
+
+
+def test_files_from_before_the_average_load_without_one(tmp_path):
+    """A checkpoint whose config has no ema_decay was written before average.py:
+    it has no averaged weights, and loads as a model that samples from G."""
+    import json
+
+    from npgan import bookruns
+
+    model = build(GANConfig(**SMALL, ema_decay=0.0), seed=2)
+    steps(model, 2)
+    path = checkpoint.save(model, tmp_path / "old.npz")
+    with np.load(path) as data:
+        arrays = dict(data)
+    meta = json.loads(bytes(arrays["meta"]).decode())
+    del meta["config"]["ema_decay"]
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    np.savez(tmp_path / "older.npz", **arrays)
+    loaded, _ = checkpoint.load(tmp_path / "older.npz")
+    assert loaded.config.ema_decay == 0 and loaded.G_average is None
+    assert np.array_equal(loaded.sample(4, rng=np.random.default_rng(0)),
+                          model.sample(4, rng=np.random.default_rng(0)))
+    # a book run's stored facts from then still match a recipe without the average ...
+    facts = {"model": "gan", "config": json.loads(model.config.to_json()), "epochs": 1}
+    assert bookruns._same_run({**facts, "config": meta["config"]}, facts)
+    # ... but not the book's recipe now, which keeps one
+    now = {**facts, "config": json.loads(GANConfig(**SMALL).to_json())}
+    assert not bookruns._same_run({**facts, "config": meta["config"]}, now)

@@ -104,10 +104,10 @@ def test_exported_generator_reproduces_npgan(name):
     assert 8 <= data["bits"] <= 16
     x = export.probe_inputs(model, 200, seed=11)          # not the probe batch of the export
     ours = to_uint8(run_exported(data, x))
-    theirs = to_uint8(model.G(x))
+    theirs = to_uint8(model.sampler(x))
     assert np.abs(ours.astype(int) - theirs).max() <= 1
     if data["bits"] > 8:   # the chosen width is the smallest that keeps the bound
-        fewer = export.grey_error(model, export._layer_specs(model.G), data["bits"] - 1,
+        fewer = export.grey_error(model, export._layer_specs(model.sampler), data["bits"] - 1,
                                   export.probe_inputs(model, 1000))
         assert fewer > export.MAX_ERROR
 
@@ -179,6 +179,6 @@ def test_unknown_layer_is_named():
             return x
 
     model = models.build(models.book_config("gan"))
-    model.G.layers.insert(1, Mystery())
+    model.sampler.layers.insert(1, Mystery())
     with pytest.raises(export.ExportError, match=r"cannot export a Mystery layer.*npgan-demo\.js"):
         export.export_generator(model, source="x", n_probe=20)

@@ -85,6 +85,29 @@ def book_run(name, epochs=None, subset=None, seed=0, dataset="mnist", every=10, 
     return model, history
 
 
+def stored_facts(name, dataset="mnist", subset=None):
+    """The facts of the finished book run of ``name`` (its recipe, epochs, seed and
+    training seconds), or None if there is none; nothing is trained."""
+    try:
+        with np.load(run_folder(name, dataset, subset) / "run.npz", allow_pickle=False) as stored:
+            return json.loads(bytes(stored["facts"]).decode())
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _same_run(saved, facts):
+    """Were the stored run's facts these? Configs are compared as configs, so that a
+    field added to the config later, with the value runs had before it (e.g.
+    ema_decay 0 in files without it), still matches."""
+    if any(saved.get(k) != v for k, v in facts.items() if k != "config"):
+        return False
+    family = models.family(facts["model"]).config_class
+    try:
+        return family.from_json(json.dumps(saved.get("config"))) == family.from_json(json.dumps(facts["config"]))
+    except (TypeError, ValueError):
+        return False
+
+
 def _load_finished(folder, facts, epochs):
     path = folder / "run.npz"
     if not path.is_file():
@@ -92,7 +115,7 @@ def _load_finished(folder, facts, epochs):
     try:
         with np.load(path, allow_pickle=False) as stored:
             saved = json.loads(bytes(stored["facts"]).decode())
-            if {k: saved.get(k) for k in facts} != facts:
+            if not _same_run(saved, facts):
                 return None
             snapshots = {int(k.split("_")[1]): stored[k] for k in stored.files
                          if k.startswith("snapshot_")}

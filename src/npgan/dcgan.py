@@ -35,6 +35,7 @@ class DCGANConfig(GANConfig):
     g_upsample: str = "transposed"  # G's ×2 steps: 4×4 ConvT stride 2, or "resize" (nearest ×2, 3×3 conv)
     dataset: str = "mnist"          # "mnist" or "fashion" (Fashion-MNIST): what it learns, how it is scored
     d_dropout: float = 0.0          # dropout after each of D's LeakyReLUs (0: none, as DCGAN)
+    ema_decay: float = 0.0          # samples from G itself: the book's DCGAN was measured so
     g_hidden: tuple = ()
     d_hidden: tuple = ()
 

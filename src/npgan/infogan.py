@@ -53,6 +53,7 @@ class InfoGANConfig(GANConfig):
     z_std: float = 0.5               # z ~ N(0, z_std²): how loud z is beside the codes
     lr_g: float = 1e-3
     d_dropout: float = 0.3
+    ema_decay: float = 0.0           # samples from G itself: the book's InfoGAN was measured so
     arch: str = "mlp"                # "mlp" (g_hidden, d_hidden) or "conv" (DCGAN's G and D)
     g_channels: tuple = (64, 32)     # arch="conv": as DCGANConfig
     d_channels: tuple = (32, 64)

@@ -145,7 +145,7 @@ class Reference:
 
     def images(self, source, inputs):
         from npgan.plot import to_uint8
-        return to_uint8(self.model(source).G(np.asarray(inputs, dtype=np.float32))).reshape(len(inputs), -1)
+        return to_uint8(self.model(source).sampler(np.asarray(inputs, dtype=np.float32))).reshape(len(inputs), -1)
 
 
 def grey_gap(a, b):
