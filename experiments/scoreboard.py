@@ -126,6 +126,16 @@ def summary(rows):
     return table
 
 
+def cpu_name():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def gather_final():
     """The book recipe's other seeds (``--final``) → experiments/book_seeds.csv, each
     row with its config as JSON, so that 21.5 can check it is still the book's recipe."""
@@ -153,8 +163,8 @@ def gather(epochs):
     info = {"command": "OPENBLAS_NUM_THREADS=1 python experiments/scoreboard.py --model gan|cgan "
                        f"--epochs {epochs} --seeds 0 1 2; python experiments/scoreboard.py --table "
                        f"--epochs {epochs}",
-            "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.processor() or platform.machine()}, "
-            f"{os.cpu_count()} cores, {platform.system()}", "numpy": np.__version__,
+            "date": time.strftime("%Y-%m-%d"), "machine": f"{cpu_name()}, {os.cpu_count()} cores, "
+            f"{platform.system()}, one BLAS thread per run, two runs at once", "numpy": np.__version__,
             "epochs": epochs, "train_images": "train[:50000]",
             "scored_against": "train[50000:60000] (Parzen: sigma on its first 1,000, scored on the other 9,000)",
             "levers": LEVERS}
