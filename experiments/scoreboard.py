@@ -51,6 +51,9 @@ LEVERS = {
         "lr_d 4e-4, lr_g 1e-4": {"lr_d": 4e-4, "lr_g": 1e-4},
         "batch 128": {"batch_size": 128},
         "original recipe": {"activation": "relu", "d_dropout": 0.0, "real_label": 1.0},
+        # second round, from the recipe with the average (60 epochs: scoreboard-e60.csv)
+        "EMA 0.9999": {"ema_decay": 0.9999},
+        "dropout 0.15": {"d_dropout": 0.15},
     },
     "cgan": {
         "book": {},
@@ -61,6 +64,7 @@ LEVERS = {
         "lr_d 4e-4, lr_g 1e-4": {"lr_d": 4e-4, "lr_g": 1e-4},
         "batch 128": {"batch_size": 128},
         "original recipe": {"activation": "relu", "real_label": 1.0},
+        "EMA 0.9999": {"ema_decay": 0.9999},
     },
 }
 COLUMNS = ("model", "lever", "seed", "epochs", "max_share", "min_share", "kl_uniform", "fd",
@@ -151,11 +155,17 @@ def gather_final():
     print(f"wrote {HERE / 'book_seeds.csv'} ({len(rows)} runs)")
 
 
+def table_stem(epochs):
+    """experiments/scoreboard.csv for the 10-epoch board of 21.5, scoreboard-e<N>.csv else."""
+    return "scoreboard" if epochs == 10 else f"scoreboard-e{epochs}"
+
+
 def gather(epochs):
     rows = [json.loads(p.read_text()) for p in sorted((data_dir() / "scoreboard").glob(f"*-e{epochs}.json"))]
     if not rows:
         sys.exit(f"no scoreboard runs of {epochs} epochs in {data_dir() / 'scoreboard'}")
-    with atomic_write(HERE / "scoreboard.csv", "w", encoding="utf-8") as f:
+    stem = table_stem(epochs)
+    with atomic_write(HERE / f"{stem}.csv", "w", encoding="utf-8") as f:
         writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for r in sorted(rows, key=lambda r: (r["model"], list(LEVERS[r["model"]]).index(r["lever"]), r["seed"])):
@@ -167,15 +177,17 @@ def gather(epochs):
             f"{platform.system()}, one BLAS thread per run, two runs at once", "numpy": np.__version__,
             "epochs": epochs, "train_images": "train[:50000]",
             "scored_against": "train[50000:60000] (Parzen: sigma on its first 1,000, scored on the other 9,000)",
+            "baseline": json.loads(npgan.book_config("gan").to_json()) if epochs != 10 else
+            "the book recipe before the average of G's weights (ema_decay 0)",
             "levers": LEVERS}
-    with atomic_write(HERE / "scoreboard.json", "w", encoding="utf-8") as f:
+    with atomic_write(HERE / f"{stem}.json", "w", encoding="utf-8") as f:
         json.dump(info, f, indent=1)
     for (model_name, lever), cols in summary(rows).items():
         fmt = lambda key, spec: f"{cols[key][0]:{spec}} ± {cols[key][1]:{spec}}" if key in cols else "—"
         print(f"{model_name:5s} {lever:22s} n={cols['fd'][2]}  FD/floor {fmt('fd_ratio', '.2f')}  "
               f"Parzen {fmt('parzen', '.1f')}  max share {fmt('max_share', '.3f')}  "
               f"min share {fmt('min_share', '.3f')}  label acc {fmt('label_accuracy', '.4f')}")
-    print(f"wrote {HERE / 'scoreboard.csv'} ({len(rows)} runs)")
+    print(f"wrote {HERE / (stem + '.csv')} ({len(rows)} runs)")
 
 
 def main():
