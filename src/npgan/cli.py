@@ -6,6 +6,9 @@ the work where it can be), a file-system error or too little memory. SIGTERM
 ends it like Ctrl-C, removing half-written files. NPGAN_DEBUG=1 shows the
 traceback of an OSError or MemoryError too; any other exception is a bug and
 always shows it.
+
+Here: the arguments and how a run ends; the commands themselves are in
+cli_commands.py.
 """
 
 import argparse
@@ -13,19 +16,13 @@ import codecs
 import os
 import signal
 import sys
-import tempfile
-from pathlib import Path
-
-import numpy as np
 
 from . import checkpoint, data, models
-from .files import NotWritable, atomic_write, check_writable, describe, reason
-from .models import BOOK_EPOCHS, book_config
-from .plot import save_png, to_uint8
-
-
-class UsageError(Exception):
-    """Wrong use of the command line: reported in one line, exit code 2."""
+# The parser below binds the commands by these names, so a test (or script) that
+# replaces cli.cmd_fetch before main() runs its own command.
+from .cli_commands import UsageError, cmd_book_runs, cmd_evaluate, cmd_fetch, cmd_sample, cmd_train
+from .files import describe
+from .models import BOOK_EPOCHS
 
 
 class Terminated(KeyboardInterrupt):
@@ -57,23 +54,6 @@ def _seed(text):
     return seed
 
 
-def _check_output(path, size=None, checkpoint_path=None, option="--out"):
-    """UsageError unless ``path`` can be written (files.check_writable), and is
-    not the checkpoint being read: writing that would destroy it."""
-    if checkpoint_path is not None:
-        try:
-            same = os.path.samefile(path, checkpoint_path)
-        except OSError:
-            same = os.path.abspath(path) == os.path.abspath(checkpoint_path)
-        if same:
-            raise UsageError(f"{option} {path} is the checkpoint itself, which writing it would "
-                             "destroy; choose another file name")
-    try:
-        check_writable(path, size=size)
-    except NotWritable as err:
-        raise UsageError(str(err)) from None
-
-
 def _code(text):
     name, sep, value = text.partition("=")
     try:
@@ -83,179 +63,6 @@ def _code(text):
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE such as c1=3 or c2=0.5, "
                                          f"got {text!r}") from None
-
-
-def _writable_dir(path):
-    path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as err:
-        raise UsageError(f"cannot write to {path}: {err.strerror or err}") from None
-    return path
-
-
-def cmd_fetch(args):
-    folder = data.fetch_mnist(args.data_dir)
-    print(f"MNIST is ready in {folder}")
-    if args.evaluator:
-        from .evaluator import evaluator_path, load_evaluator
-
-        load_evaluator(must_cache=True)   # caching it is the point: say so before training
-        print(f"the evaluator is ready in {evaluator_path()}")
-
-
-def cmd_train(args):
-    from .models import build
-    from .train import TrainingDiverged, train
-
-    config = book_config(args.model)
-    if args.dataset != "mnist" and not hasattr(config, "dataset"):
-        raise UsageError(f"--dataset {args.dataset}: only the DCGAN trains on it; add --model dcgan")
-    if hasattr(config, "dataset"):
-        config.dataset = args.dataset
-    if args.batch_size is not None:
-        if args.batch_size < 1:
-            raise UsageError("--batch-size must be at least 1")
-        config.batch_size = args.batch_size
-    if args.lr is not None:
-        if not 0 < args.lr < float("inf"):
-            raise UsageError(f"--lr must be a positive number, got {args.lr}")
-        config.lr_d = config.lr_g = args.lr
-    epochs = BOOK_EPOCHS[args.model] if args.epochs is None else args.epochs
-    if epochs < 1:
-        raise UsageError("--epochs must be at least 1")
-    if args.subset is not None and not config.batch_size <= args.subset <= 60000:
-        raise UsageError(f"--subset must be between the batch size ({config.batch_size}) "
-                         f"and 60000, got {args.subset}")
-    try:   # e.g. --batch-size 100000: the config says what is wrong, before any work
-        config.validate()
-    except (TypeError, ValueError) as err:
-        raise UsageError(str(err)) from None
-    out = _writable_dir(args.out)
-    # every file the run will write, checked now rather than after the first epoch
-    checkpoint_bytes = 3 * np.dtype(config.dtype).itemsize * config.num_parameters() + 1_000_000
-    _check_output(out / "checkpoint.npz", size=checkpoint_bytes)
-    _check_output(out / "history.csv")
-    for epoch in sorted({0, epochs} | {e for e in args.snapshot_epochs if e <= epochs}):
-        _check_output(out / f"epoch_{epoch:03d}.png")
-    if args.dataset == "fashion":   # from Debian's dataset-fashion-mnist, not the MNIST cache
-        images, labels = data.load_fashion_mnist("train", subset=args.subset)
-    else:
-        images, labels = data.load_mnist("train", subset=args.subset, directory=args.data_dir)
-    model = build(config, seed=args.seed)
-
-    def save_checkpoint(epoch, history):
-        checkpoint.save(model, out / "checkpoint.npz", epoch=epoch, seed=args.seed)
-        history.to_csv(out / "history.csv")
-        if epoch in history.snapshots:
-            save_png(history.snapshots[epoch], out / f"epoch_{epoch:03d}.png")
-
-    snapshots = args.snapshot_epochs
-    try:
-        # a diverging run is reported once, by TrainingDiverged, not by NumPy's warnings
-        with np.errstate(over="ignore", invalid="ignore"):
-            history = train(model, images, labels if model.conditional else None, epochs=epochs,
-                            seed=args.seed, snapshot_epochs=snapshots, progress=not args.quiet,
-                            on_epoch_end=save_checkpoint)
-    except TrainingDiverged as err:
-        raise UsageError(str(err)) from None
-    save_png(history.snapshots[0], out / "epoch_000.png")
-    steps = len(history.records) // epochs
-    print(f"trained {args.model.upper()} for {epochs} epochs ({steps} steps each) in "
-          f"{history.seconds:.1f} s ({history.seconds / epochs:.2f} s/epoch); wrote {out}/checkpoint.npz")
-
-
-SAMPLE_BATCH = 1000   # sample --n 10000000000 streams to disk; memory stays at one batch
-
-
-def cmd_sample(args):
-    try:
-        model, _ = checkpoint.load(args.checkpoint)
-    except checkpoint.CheckpointError as err:
-        raise UsageError(str(err)) from None
-    if args.label is not None and not model.conditional:
-        raise UsageError(f"--label needs a CGAN checkpoint; this one is a {model.name.upper()}")
-    if args.code and not hasattr(model, "set_codes"):
-        raise UsageError(f"--code needs an InfoGAN checkpoint; this one is a {model.name.upper()}, "
-                         "which has no codes")
-    if args.label is not None and not 0 <= args.label < model.config.n_classes:
-        raise UsageError(f"--label must be a digit 0–{model.config.n_classes - 1}, got {args.label}")
-    if args.n < 1:
-        raise UsageError("--n must be at least 1")
-    out = Path(args.out)
-    _check_output(out, size=128 + args.n * 784, checkpoint_path=args.checkpoint)
-    rng = np.random.default_rng(args.seed)
-    header = {"descr": "|u1", "fortran_order": False, "shape": (args.n, 28, 28)}
-    try:
-        with atomic_write(out) as f:   # the .npy that np.save writes, a batch at a time
-            np.lib.format.write_array_header_1_0(f, header)
-            for start in range(0, args.n, SAMPLE_BATCH):
-                b = min(SAMPLE_BATCH, args.n - start)
-                labels = None
-                if model.conditional:
-                    labels = np.full(b, args.label) if args.label is not None else \
-                        np.arange(start, start + b) % model.config.n_classes
-                g_in = model.sample_noise(b, rng)
-                if args.code:  # z and every code are drawn first, so a sweep changes only the set codes
-                    try:
-                        model.set_codes(g_in, dict(args.code))
-                    except ValueError as err:
-                        raise UsageError(f"--code: {err}") from None
-                f.write(to_uint8(model.generate(g_in, labels)).tobytes())
-    except OSError as err:
-        raise UsageError(f"cannot write {out}: {reason(err)}") from None
-    print(f"wrote {args.n} samples, uint8 (N, 28, 28), to {out}")
-
-
-def cmd_evaluate(args):
-    import json
-
-    from . import metrics
-
-    try:
-        model, _ = checkpoint.load(args.checkpoint)
-    except checkpoint.CheckpointError as err:
-        raise UsageError(str(err)) from None
-    out = None
-    if args.json is not None:  # checked before the minutes of work, not after
-        out = Path(args.json)
-        _check_output(out, checkpoint_path=args.checkpoint, option="--json")
-    try:
-        result = {"checkpoint": str(args.checkpoint),
-                  **metrics.evaluate(model, parzen=args.parzen, seed=args.seed)}
-    except ValueError as err:  # e.g. a diverged generator's NaN images
-        raise UsageError(f"{args.checkpoint}: {err}") from None
-    text = json.dumps(result, indent=2, ensure_ascii=False)
-    if out is not None:
-        try:
-            with atomic_write(out, "w", encoding="utf-8") as f:
-                f.write(text + "\n")
-        except OSError as err:
-            raise UsageError(f"cannot write {out}: {reason(err)}") from None
-    print(text)
-
-
-def cmd_book_runs(args):
-    from . import bookruns
-
-    if args.only == "evaluator":   # the evaluator of a data set, trained beside the runs
-        from .evaluator import load_evaluator
-
-        load_evaluator(dataset=args.dataset, log=print)
-        print(f"the {args.dataset} evaluator is ready")
-        return
-    if args.only:
-        _, history = bookruns.book_run(args.only, epochs=args.epochs, subset=args.subset,
-                                       dataset=args.dataset)
-        print(f"book run {args.only} ({args.dataset}): "
-              f"{'reused' if history.reused else 'trained in'} {history.seconds:.0f} s of training")
-        return
-    try:
-        bookruns.train_side_by_side(jobs=args.jobs, subset=args.subset, epochs=args.epochs)
-    except RuntimeError as err:
-        raise UsageError(str(err)) from None
 
 
 def make_parser():
