@@ -25,31 +25,22 @@ class WeightAverage:
         if not 0 < decay < 1:
             raise ValueError(f"the average's decay must be between 0 and 1, got {decay}")
         self.net, self.decay, self.updates = net, float(decay), 0
-        self.reset(trained)
-
-    def reset(self, trained):
-        """Start the average at the trained network's weights."""
-        self.net.flat_params[...] = trained.flat_params
-        self.net.flat_buffers[...] = trained.flat_buffers
-        self.updates = 0
+        net.flat_params[...] = trained.flat_params   # the average starts at the trained weights
+        net.flat_buffers[...] = trained.flat_buffers
+        # θ − θ̄ of the larger of the two vectors, without a fresh array every step
+        self._difference = np.empty(max(net.flat_params.size, net.flat_buffers.size), net.dtype)
 
     def rate(self):
-        """β_t of the next update."""
-        return min(self.decay, (1 + self.updates + 1) / (10 + self.updates + 1))
+        """β_t of the next update, t = updates + 1."""
+        t = self.updates + 1
+        return min(self.decay, (1 + t) / (10 + t))
 
     def update(self, trained):
         """θ̄ ← β_t θ̄ + (1 − β_t) θ, i.e. θ̄ += (1 − β_t)(θ − θ̄), in place."""
         step = 1 - self.rate()
         for mine, theirs in ((self.net.flat_params, trained.flat_params),
                              (self.net.flat_buffers, trained.flat_buffers)):
-            if mine.size:
-                difference = np.subtract(theirs, mine, out=self._scratch(theirs))
-                difference *= step
-                mine += difference
+            difference = np.subtract(theirs, mine, out=self._difference[:mine.size])
+            difference *= step
+            mine += difference
         self.updates += 1
-
-    def _scratch(self, like):
-        scratch = getattr(self, "_buffer", None)
-        if scratch is None or scratch.size < like.size:
-            scratch = self._buffer = np.empty(max(like.size, self.net.flat_params.size), like.dtype)
-        return scratch[:like.size]

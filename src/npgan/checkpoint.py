@@ -22,18 +22,14 @@ def save(model, path, epoch=None, seed=None):
     path = Path(path)
     meta = {"format": FORMAT, "model": model.name, "config": json.loads(model.config.to_json()),
             "epoch": epoch, "seed": seed}
-    average = getattr(model, "G_average", None)
-    if average is not None:
-        meta["average_updates"] = average.updates
+    nets = _networks(model)
+    if "G_average" in nets:   # the average of G's weights (average.py), which samples use
+        meta["average_updates"] = model.G_average.updates
     arrays = {"meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
-              "G": model.G.flat_params, "D": model.D.flat_params}
-    if average is not None:   # the average of G's weights (average.py), which samples use
-        arrays["G_average"] = average.net.flat_params
-    for net, network in (("G", model.G), ("D", model.D), ("G_average", average and average.net)):
-        # layer state that is not trained: BatchNorm's running statistics
-        buffers = getattr(network, "flat_buffers", None)
-        if buffers is not None and buffers.size:
-            arrays[f"{net}_buffers"] = buffers
+              **{name: net.flat_params for name, (net, _) in nets.items()}}
+    for name, (net, _) in nets.items():
+        if net.flat_buffers.size:   # layer state that is not trained: BatchNorm's running statistics
+            arrays[f"{name}_buffers"] = net.flat_buffers
     for net, opt in (("G", model.opt_g), ("D", model.opt_d)):
         for key, value in opt.state().items():
             arrays[f"opt_{net}_{key}"] = value
@@ -136,17 +132,18 @@ def _load(data, path):
     name = meta.get("model") or ("cgan" if meta["config"].get("n_classes") else "gan")
     config = models.family(name).config_class.from_json(json.dumps(meta["config"]))  # validated
     model = models.build(config, seed=0)
-    for net_name in ("G", "D"):
-        net = getattr(model, net_name)
-        params = net.flat_params
-        params[...] = _read(data, net_name, params.shape, params.dtype, f"{net_name}'s weights", path)
-        buffers = getattr(net, "flat_buffers", None)
-        if buffers is not None and buffers.size:
-            buffers[...] = _read(data, f"{net_name}_buffers", buffers.shape, buffers.dtype,
-                                 f"{net_name}'s running statistics", path)
-        opt = model.opt_g if net_name == "G" else model.opt_d
-        if net_name == "D" and getattr(model, "G_average", None) is not None:
-            _load_average(data, model.G_average, meta, path)
+    for name, (net, whose) in _networks(model).items():
+        net.flat_params[...] = _read(data, name, net.flat_params.shape, net.flat_params.dtype,
+                                     f"{whose} weights", path)
+        if net.flat_buffers.size:
+            net.flat_buffers[...] = _read(data, f"{name}_buffers", net.flat_buffers.shape,
+                                          net.flat_buffers.dtype, f"{whose} running statistics", path)
+    if getattr(model, "G_average", None) is not None:
+        updates = meta.get("average_updates")
+        if isinstance(updates, bool) or not isinstance(updates, int) or updates < 0:
+            raise ValueError(f"average_updates is {updates!r}, expected a step count ≥ 0")
+        model.G_average.updates = updates
+    for net_name, opt in (("G", model.opt_g), ("D", model.opt_d)):
         for key, value in opt.state().items():
             what = f"{net_name}'s optimizer state ({key})"
             if key == "t":
@@ -159,18 +156,13 @@ def _load(data, path):
     return model, meta
 
 
-def _load_average(data, average, meta, path):
-    """The average of G's weights, which a config with ema_decay > 0 keeps."""
-    net = average.net
-    net.flat_params[...] = _read(data, "G_average", net.flat_params.shape, net.flat_params.dtype,
-                                 "the average of G's weights", path)
-    if net.flat_buffers.size:
-        net.flat_buffers[...] = _read(data, "G_average_buffers", net.flat_buffers.shape,
-                                      net.flat_buffers.dtype, "the average's running statistics", path)
-    updates = meta.get("average_updates")
-    if isinstance(updates, bool) or not isinstance(updates, int) or updates < 0:
-        raise ValueError(f"average_updates is {updates!r}, expected a step count ≥ 0")
-    average.updates = updates
+def _networks(model):
+    """name in the file → (network, whose for messages): G, D and, when the config
+    keeps one (ema_decay > 0), the average of G's weights."""
+    nets = {"G": (model.G, "G's"), "D": (model.D, "D's")}
+    if getattr(model, "G_average", None) is not None:
+        nets["G_average"] = (model.G_average.net, "the average of G's")
+    return nets
 
 
 def run_dir(name):

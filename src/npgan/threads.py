@@ -14,9 +14,9 @@ Two threads win only on an idle machine (1.23×) and are 1.7–2.3× slower than
 one under load (on a SkylakeX kernel, earlier, up to 60×): OpenBLAS threads spin
 while they wait, and two processes of two threads starve each other on two cores.
 Letting them sleep at once (the timeout, which OpenBLAS reads only when it loads)
-still leaves them 1.06–1.27× slower than one thread. Looking at /proc/stat when training starts picks one
-thread under load, but it looks once: trainings started together, as the book's
-side-by-side runs are, all see an idle machine and all take two. So the default
+still leaves them 1.06–1.27× slower than one thread. Looking at /proc/stat when
+training starts picks one thread under load, but it looks once: trainings started
+together, as the book's side-by-side runs are, all see an idle machine and all take two. So the default
 is one thread per training process, and the book trains its models side by side,
 one process per core.
 
