@@ -297,6 +297,14 @@ class BatchNorm(Layer):
         return dx
 
 
+def set_batch_groups(net, group_size):
+    """Tell every BatchNorm of ``net`` to normalise groups of ``group_size`` rows
+    apart (None: the whole batch together); see BatchNorm's ``group_size``."""
+    for layer in net.layers:
+        if isinstance(layer, BatchNorm):
+            layer.group_size = group_size
+
+
 class Upsample(Layer):
     """Nearest-neighbour upsampling by an integer factor s: each pixel becomes an
     s×s block. Followed by an ordinary convolution it is the "resize-convolution"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import models
-from .conv import BatchNorm, Conv2d, ConvTranspose2d, Flatten, Reshape, Upsample
+from .conv import BatchNorm, Conv2d, ConvTranspose2d, Flatten, Reshape, Upsample, set_batch_groups
 from .gan import GAN, GANConfig
 from .layers import Dropout, LeakyReLU, Linear, ReLU, Sequential, Tanh
 
@@ -136,10 +136,7 @@ class DCGAN(GAN):
         one epoch of MNIST): "mixed" collapsed, one digit took 92 % of 10,000
         samples (FD 283); "separate" kept every digit (shares 3.6–20 %, FD 72).
         """
-        group = x_real.shape[0] if self.config.d_bn_batches == "separate" else None
-        for layer in self.D.layers:
-            if isinstance(layer, BatchNorm):
-                layer.group_size = group
+        set_batch_groups(self.D, x_real.shape[0] if self.config.d_bn_batches == "separate" else None)
         return super().train_step(x_real, labels)
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import checks, models
+from .conv import set_batch_groups
 from .gan import GAN, IMAGE_SIZE, GANConfig
 from .layers import mlp
 from .losses import bce_with_logits, gaussian_nll, softmax_cross_entropy
@@ -251,13 +252,6 @@ class InfoGAN(GAN):
             np.multiply(g, c.lambda_con, out=grad_out[:, 1 + K:])
         return c.lambda_cat * ce + c.lambda_con * nll, ce, nll
 
-    def _bn_groups(self, B):
-        """arch="conv": D's batch normalisation takes the real and the fake halves of
-        its 2B rows apart, as in DCGAN.train_step (see there why)."""
-        for layer in self.D.layers:
-            if hasattr(layer, "group_size"):
-                layer.group_size = B
-
     def train_step(self, x_real, labels=None):
         """One mini-batch: first D with Q, then G (eq-infogan-d, eq-infogan-g).
 
@@ -280,7 +274,7 @@ class InfoGAN(GAN):
         targets = self._buffer("d_targets", (2 * B, 1), self.dtype)
         targets[:B] = c.real_label
         targets[B:] = 0
-        self._bn_groups(B)
+        set_batch_groups(self.D, B)   # arch="conv": real and fake halves apart, as DCGAN.train_step
         out = self.D.forward(d_in)
         loss_gan, grad_logit, prob = bce_with_logits(out[:, :1], targets)
         grad = self._buffer("d_grad", (2 * B, width), self.dtype)
