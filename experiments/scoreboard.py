@@ -146,13 +146,20 @@ def gather_final():
     rows = [json.loads(p.read_text()) for p in sorted((data_dir() / "scoreboard" / "final").glob("*.json"))]
     if not rows:
         sys.exit(f"no --final runs in {data_dir() / 'scoreboard' / 'final'}")
-    with atomic_write(HERE / "book_seeds.csv", "w", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, (*COLUMNS, "config"), extrasaction="ignore", lineterminator="\n")
+    write_csv(HERE / "book_seeds.csv", (*COLUMNS, "config"),
+              sorted(rows, key=lambda r: (r["model"], r["seed"])))
+    print(f"wrote {HERE / 'book_seeds.csv'} ({len(rows)} runs)")
+
+
+def write_csv(path, columns, rows):
+    """rows (dicts) → a CSV of ``columns``, floats to 6 significant digits, the
+    config (if a column) as sorted JSON; written atomically."""
+    with atomic_write(path, "w", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
-        for r in sorted(rows, key=lambda r: (r["model"], r["seed"])):
+        for r in rows:
             writer.writerow({k: json.dumps(v, sort_keys=True) if k == "config" else
                              (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-    print(f"wrote {HERE / 'book_seeds.csv'} ({len(rows)} runs)")
 
 
 def table_stem(epochs):
@@ -165,14 +172,18 @@ def gather(epochs):
     if not rows:
         sys.exit(f"no scoreboard runs of {epochs} epochs in {data_dir() / 'scoreboard'}")
     stem = table_stem(epochs)
-    with atomic_write(HERE / f"{stem}.csv", "w", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        for r in sorted(rows, key=lambda r: (r["model"], list(LEVERS[r["model"]]).index(r["lever"]), r["seed"])):
-            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-    info = {"command": "OPENBLAS_NUM_THREADS=1 python experiments/scoreboard.py --model gan|cgan "
-                       f"--epochs {epochs} --seeds 0 1 2; python experiments/scoreboard.py --table "
-                       f"--epochs {epochs}",
+    write_csv(HERE / f"{stem}.csv", COLUMNS, sorted(
+        rows, key=lambda r: (r["model"], list(LEVERS[r["model"]]).index(r["lever"]), r["seed"])))
+    commands = []   # what was run, read off the runs themselves
+    for model_name in LEVERS:
+        mine = [r for r in rows if r["model"] == model_name]
+        if mine:
+            levers = [lever for lever in LEVERS[model_name] if any(r["lever"] == lever for r in mine)]
+            commands.append(f"OPENBLAS_NUM_THREADS=1 python experiments/scoreboard.py --model {model_name} "
+                            f"--epochs {epochs} --seeds {' '.join(str(x) for x in sorted({r['seed'] for r in mine}))}"
+                            + ("" if levers == list(LEVERS[model_name]) else
+                               " --levers " + " ".join(f'"{lever}"' for lever in levers)))
+    info = {"command": "; ".join([*commands, f"python experiments/scoreboard.py --table --epochs {epochs}"]),
             "date": time.strftime("%Y-%m-%d"), "machine": f"{cpu_name()}, {os.cpu_count()} cores, "
             f"{platform.system()}, one BLAS thread per run, two runs at once", "numpy": np.__version__,
             "epochs": epochs, "train_images": "train[:50000]",
@@ -203,10 +214,10 @@ def main():
     args = p.parse_args()
     if args.table:
         return gather_final() if args.final else gather(args.epochs)
-    if args.final:
-        return sweep(args.model, ["book"], args.seeds, npgan.BOOK_EPOCHS[args.model], final=True)
     if not args.model:
         p.error("give --model gan|cgan, or --table")
+    if args.final:
+        return sweep(args.model, ["book"], args.seeds, npgan.BOOK_EPOCHS[args.model], final=True)
     levers = args.levers or list(LEVERS[args.model])
     unknown = set(levers) - set(LEVERS[args.model])
     if unknown:
