@@ -15,7 +15,6 @@ seed each: a first look, not a scoreboard.
 """
 
 import argparse
-import csv
 import json
 import sys
 import time
@@ -28,7 +27,7 @@ from npgan import bookruns, metrics
 from npgan.data import data_dir
 from npgan.files import atomic_write
 
-from scoreboard import HERE, cpu_name
+from scoreboard import HERE, cpu_name, write_csv
 
 COLUMNS = ("model", "variant", "epochs", "seed", "fd", "fd_floor", "fd_ratio", "max_share", "min_share",
            "c1_matched_accuracy", "train_seconds", "date", "machine")
@@ -65,11 +64,7 @@ def table():
     rows = [r for p in sorted((data_dir() / "ema_elsewhere").glob("*.json")) for r in json.loads(p.read_text())]
     if not rows:
         sys.exit("no runs yet: run --model dcgan and --model infogan first")
-    with atomic_write(HERE / "ema_elsewhere.csv", "w", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    write_csv(HERE / "ema_elsewhere.csv", COLUMNS, rows)
     print(f"wrote {HERE / 'ema_elsewhere.csv'} ({len(rows)} rows)")
 
 
