@@ -153,6 +153,17 @@ def load_images(dataset, split="train", subset=None, directory=None):
     return load(split, subset=subset, **({"directory": directory} if directory else {}))
 
 
+def held_out(dataset="mnist", against="test"):
+    """The real images the measures compare with. "test": the 10,000 test images
+    (the book's figures). "validation": train[50000:60000], for tuning without
+    the test set (experiments/scoreboard.py trains on train[:50000] then)."""
+    if against == "test":
+        return load_images(dataset, "test")[0]
+    if against == "validation":
+        return load_images(dataset, "train")[0][VALIDATION]
+    raise ValueError(f"against must be 'test' or 'validation', got {against!r}")
+
+
 def dataset_of(model):
     """The data set a model was trained on (a DCGAN's config says; the others: MNIST)."""
     return getattr(getattr(model, "config", None), "dataset", "mnist")

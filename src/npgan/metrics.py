@@ -28,8 +28,8 @@ import numpy as np
 # Not imported here: train_evaluator and the cache _EVALUATORS. load_evaluator
 # looks them up in npgan.evaluator, so that is the module to patch in a test.
 from .evaluator import (EVALUATOR_RECIPE, EVALUATOR_VERSION, IMAGE_SIDE, N_DIGITS,  # noqa: F401
-                        VALIDATION, Evaluator, dataset_of, evaluator_path, load_evaluator,
-                        load_images, random_shifts)
+                        VALIDATION, Evaluator, dataset_of, evaluator_path, held_out,
+                        load_evaluator, load_images, random_shifts)
 from .parzen import PARZEN_SIGMAS, parzen_figure, parzen_log_likelihood, real_parzen  # noqa: F401
 
 
@@ -167,17 +167,6 @@ def frechet_distance(feats_a, feats_b):
 
 
 _REFERENCE = {}
-
-
-def held_out(dataset="mnist", against="test"):
-    """The real images the measures compare with. "test": the 10,000 test images
-    (the book's figures). "validation": train[50000:60000], for tuning without
-    the test set (experiments/scoreboard.py trains on train[:50000] then)."""
-    if against == "test":
-        return load_images(dataset, "test")[0]
-    if against == "validation":
-        return load_images(dataset, "train")[0][VALIDATION]
-    raise ValueError(f"against must be 'test' or 'validation', got {against!r}")
 
 
 def _reference(evaluator, dataset="mnist", against="test"):

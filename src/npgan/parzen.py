@@ -12,6 +12,7 @@ Pure NumPy: no SciPy, no PyTorch.
 import numpy as np
 
 from . import data
+from .evaluator import held_out
 
 PARZEN_SIGMAS = np.logspace(-1, 0, 10)
 
@@ -97,7 +98,6 @@ def parzen_figure(images, n_validation=1000, dataset="mnist", against="test"):
     train[50000:60000], then the mean log-likelihood of the 10,000 test images ± its
     standard error. With against="validation" (tuning without the test set) the
     rest of train[50000:60000] takes the test images' place."""
-    from .metrics import held_out   # here, not above: metrics imports this module
 
     validation = held_out(dataset, "validation")
     scored = held_out(dataset, against) if against == "test" else validation[n_validation:]
