@@ -54,6 +54,8 @@ LEVERS = {
         # second round, from the recipe with the average (60 epochs: scoreboard-e60.csv)
         "EMA 0.9999": {"ema_decay": 0.9999},
         "dropout 0.15": {"d_dropout": 0.15},
+        # third round: the learning rates fall linearly to 0 over the last third of the run
+        "lr decay 1/3": {"lr_decay": 1 / 3},
     },
     "cgan": {
         "book": {},
@@ -65,6 +67,7 @@ LEVERS = {
         "batch 128": {"batch_size": 128},
         "original recipe": {"activation": "relu", "real_label": 1.0},
         "EMA 0.9999": {"ema_decay": 0.9999},
+        "lr decay 1/3": {"lr_decay": 1 / 3},
     },
 }
 COLUMNS = ("model", "lever", "seed", "epochs", "max_share", "min_share", "kl_uniform", "fd",

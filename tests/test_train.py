@@ -114,3 +114,34 @@ def test_nan_images_are_reported():
     images[3, 5] = np.nan
     with np.errstate(all="ignore"), pytest.raises(TrainingDiverged, match="iteration 1: "):
         train(build(small_config(), seed=0), images, progress=False)
+
+
+def test_lr_decay_lowers_both_rates_over_the_last_part_of_the_run():
+    """lr_decay=0.5 over 2 epochs of 3 steps: the first 3 steps at the full rates
+    (the weights match a run without decay after epoch 1), then 3/3, 2/3, 1/3 of them."""
+    images, _ = synthetic_data(100)
+    seen = []
+
+    def run(decay):
+        model = build(small_config(lr_decay=decay, lr_d=1e-3, lr_g=5e-4), seed=0)
+        step = model.train_step
+
+        def recording_step(*args):
+            seen.append((decay, model.opt_d.lr, model.opt_g.lr))
+            return step(*args)
+
+        model.train_step = recording_step
+        after_first = []
+        train(model, images, epochs=2, seed=0, progress=False,
+              on_epoch_end=lambda epoch, h: after_first.append(model.G.flat_params.copy()))
+        return after_first
+
+    plain, decayed = run(0.0), run(0.5)
+    np.testing.assert_array_equal(plain[0], decayed[0])
+    assert not np.array_equal(plain[1], decayed[1])
+    rates = [(d, g) for decay, d, g in seen if decay == 0.5]
+    np.testing.assert_allclose([d for d, _ in rates], [1e-3] * 4 + [1e-3 * 2 / 3, 1e-3 / 3])
+    np.testing.assert_allclose([g / d for d, g in rates], [0.5] * 6)
+    assert all(d == 1e-3 for decay, d, _ in seen if decay == 0.0)
+    with pytest.raises(ValueError, match="lr_decay"):
+        small_config(lr_decay=1.5)

@@ -51,6 +51,7 @@ class GANConfig:
     batch_size: int = 64
     real_label: float = 0.9          # one-sided label smoothing: real targets 0.9, fakes 0
     ema_decay: float = 0.999         # β of the average of G's weights that samples use (average.py); 0: none
+    lr_decay: float = 0.0            # the last fraction of the run in which both rates fall linearly to 0
     dtype: str = "float32"           # "float64" for gradient checks
 
     def __post_init__(self):
@@ -84,6 +85,7 @@ class GANConfig:
         checks.whole_number(self, "batch_size", 1, 65536)
         checks.real_number(self, "real_label", 0, 1, low_open=True)
         checks.real_number(self, "ema_decay", 0, 1, high_open=True)
+        checks.real_number(self, "lr_decay", 0, 1)
         checks.one_of(self, "dtype", DTYPES)
         n = self.num_parameters()
         if n > MAX_PARAMETERS:
@@ -188,6 +190,11 @@ class GAN(WorkBuffers):
         """The G that samples, snapshots and evaluations use: the average of G's
         weights when the config keeps one (ema_decay > 0), else G itself."""
         return self.G if self.G_average is None else self.G_average.net
+
+    def scale_learning_rates(self, factor):
+        """Both optimizers at ``factor`` times the config's rates (train() uses
+        it for lr_decay)."""
+        self.opt_d.lr, self.opt_g.lr = self.config.lr_d * factor, self.config.lr_g * factor
 
     def after_g_step(self):
         """Runs after every update of G: folds the new weights into the average."""

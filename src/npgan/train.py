@@ -177,6 +177,8 @@ def _train(model, images, labels, epochs, seed, snapshot_epochs, progress, on_ep
         history.snapshots[0] = snapshot(model, z_fixed, labels_fixed)
     batch = np.empty((B, images.shape[1]), dtype=model.dtype)
     iteration = 0
+    total = epochs * steps
+    decay_steps = round(getattr(model.config, "lr_decay", 0.0) * total)
     watch = DivergenceWatch()
     for epoch in range(1, epochs + 1):
         order = order_rng.permutation(len(images))
@@ -186,6 +188,8 @@ def _train(model, images, labels, epochs, seed, snapshot_epochs, progress, on_ep
         for step in bar:
             idx = order[step * B:(step + 1) * B]
             np.take(images, idx, axis=0, out=batch)
+            if decay_steps:   # the last decay_steps steps: rates fall linearly, to 1/decay_steps of them
+                model.scale_learning_rates(min(1.0, (total - iteration) / decay_steps))
             losses = model.train_step(batch, None if labels is None else labels[idx])
             iteration += 1
             check_finite(model, iteration, losses)
