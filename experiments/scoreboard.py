@@ -56,6 +56,11 @@ LEVERS = {
         "dropout 0.15": {"d_dropout": 0.15},
         # third round: the learning rates fall linearly to 0 over the last third of the run
         "lr decay 1/3": {"lr_decay": 1 / 3},
+        # D also reads the spread of its batch, in groups of 4 (batchstd.py)
+        "batch std": {"d_batch_std": 4},
+        "batch std, no dropout": {"d_batch_std": 4, "d_dropout": 0.0},
+        "batch std, dropout 0.15": {"d_batch_std": 4, "d_dropout": 0.15},
+        "batch std 16": {"d_batch_std": 16},
     },
     "cgan": {
         "book": {},
@@ -68,10 +73,14 @@ LEVERS = {
         "original recipe": {"activation": "relu", "real_label": 1.0},
         "EMA 0.9999": {"ema_decay": 0.9999},
         "lr decay 1/3": {"lr_decay": 1 / 3},
+        "batch std": {"d_batch_std": 4},
     },
+    # no levers: only the seed spread of the book's own recipe (--final)
+    "infogan": {"book": {}},
 }
 COLUMNS = ("model", "lever", "seed", "epochs", "max_share", "min_share", "kl_uniform", "fd",
-           "fd_floor", "fd_ratio", "parzen", "parzen_se", "label_accuracy", "train_seconds")
+           "fd_floor", "fd_ratio", "parzen", "parzen_se", "label_accuracy",
+           "c1_accuracy", "c2_slant", "c2_width", "c3_slant", "c3_width", "train_seconds")   # c…: InfoGAN
 
 
 def run_path(model_name, lever, seed, epochs, final=False):
@@ -98,7 +107,17 @@ def run_one(model_name, lever, changes, seed, epochs, final=False):
             "kl_uniform": scores["kl_uniform"], "fd": scores["fd"], "fd_floor": scores["fd_floor"],
             "fd_ratio": scores["fd"] / scores["fd_floor"], "parzen": scores["parzen_mean"],
             "parzen_se": scores["parzen_se"], "label_accuracy": scores.get("label_accuracy"),
+            **codes_columns(scores.get("codes")),
             "train_seconds": history.seconds, "config": json.loads(config.to_json())}
+
+
+def codes_columns(codes):
+    """An InfoGAN's codes (codes.evaluate_codes): c1's matched accuracy and each
+    continuous code's Spearman ρ with slant and width; nothing for other models."""
+    if not codes:
+        return {}
+    return {"c1_accuracy": codes["c1"]["matched_accuracy"],
+            **{f"{c}_{m}": codes[c][m] for c in ("c2", "c3") for m in ("slant", "width")}}
 
 
 def sweep(model_name, levers, seeds, epochs, final=False):
@@ -116,6 +135,7 @@ def sweep(model_name, levers, seeds, epochs, final=False):
                   f"({row['fd_ratio']:.2f}× floor), Parzen {row['parzen']:.1f}, shares "
                   f"{row['min_share']:.1%}–{row['max_share']:.1%}"
                   + (f", label accuracy {row['label_accuracy']:.2%}" if row["label_accuracy"] else "")
+                  + (f", c1 {row['c1_accuracy']:.1%}" if row.get("c1_accuracy") is not None else "")
                   + f"  [{time.perf_counter() - start:.0f} s]", flush=True)
 
 
@@ -129,7 +149,7 @@ def summary(rows):
                 continue
             table[(model_name, lever)] = {
                 key: (statistics.mean(v), statistics.stdev(v) if len(v) > 1 else 0.0, len(v))
-                for key in COLUMNS[4:] if (v := [r[key] for r in group if r[key] is not None])}
+                for key in COLUMNS[4:] if (v := [r[key] for r in group if r.get(key) is not None])}
     return table
 
 

@@ -18,7 +18,8 @@ import numpy as np
 
 from . import checks, models
 from .average import WeightAverage
-from .layers import WorkBuffers, mlp
+from .batchstd import MinibatchStd
+from .layers import Linear, Sequential, WorkBuffers, mlp
 from .losses import bce_with_logits
 from .optim import make_optimizer
 
@@ -52,6 +53,7 @@ class GANConfig:
     real_label: float = 0.9          # one-sided label smoothing: real targets 0.9, fakes 0
     ema_decay: float = 0.999         # β of the average of G's weights that samples use (average.py); 0: none
     lr_decay: float = 0.0            # the last fraction of the run in which both rates fall linearly to 0
+    d_batch_std: int = 0             # D's last layer also reads its batch's spread, in groups of this size (batchstd.py); 0: off
     dtype: str = "float32"           # "float64" for gradient checks
 
     def __post_init__(self):
@@ -86,6 +88,10 @@ class GANConfig:
         checks.real_number(self, "real_label", 0, 1, low_open=True)
         checks.real_number(self, "ema_decay", 0, 1, high_open=True)
         checks.real_number(self, "lr_decay", 0, 1)
+        checks.whole_number(self, "d_batch_std", 0)
+        if self.d_batch_std == 1 or (self.d_batch_std and self.batch_size % self.d_batch_std):
+            raise ValueError(f"{type(self).__name__}.d_batch_std must be 0 (off) or a group size of at "
+                             f"least 2 that divides batch_size ({self.batch_size}), got {self.d_batch_std}")
         checks.one_of(self, "dtype", DTYPES)
         n = self.num_parameters()
         if n > MAX_PARAMETERS:
@@ -101,7 +107,7 @@ class GANConfig:
         return sum((n_in + 1) * n_out
                    for sizes in ((self.latent_dim + k, *self.g_hidden, IMAGE_SIZE),
                                  (IMAGE_SIZE + k, *self.d_hidden, 1))
-                   for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+                   for n_in, n_out in zip(sizes[:-1], sizes[1:])) + (1 if self.d_batch_std else 0)
 
     def to_json(self):
         return json.dumps(asdict(self))
@@ -174,6 +180,10 @@ class GAN(WorkBuffers):
                 self.rng, self.dtype, c.leaky_slope)
         D = mlp((IMAGE_SIZE + k, *c.d_hidden, 1), c.activation, None,
                 self.rng, self.dtype, c.leaky_slope, dropout=c.d_dropout)
+        if c.d_batch_std:   # the last Linear reads one more number: the batch's spread
+            *body, last = D.layers
+            D = Sequential([*body, MinibatchStd(c.d_batch_std),
+                            Linear(last.W.shape[0] + 1, 1, self.rng, "xavier", dtype=self.dtype)])
         return G, D
 
     def _spare_generator(self):
