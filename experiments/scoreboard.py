@@ -39,8 +39,19 @@ from npgan.files import atomic_write
 HERE = Path(__file__).resolve().parent
 TRAIN = slice(0, 50_000)   # metrics.VALIDATION (train[50000:60000]) is held out
 
-# lever name → changes to the book recipe (npgan.book_config). "original recipe"
-# is the original chapter's: ReLU, no dropout, real label 1 (with our Adam).
+# The recipe each board started from, written as changes to today's book recipe
+# (npgan.book_config), so that re-running any stored row trains the same model:
+# the 10-epoch board started before the average of G's weights and the batch
+# spread, the 60-epoch board (scoreboard-e60.csv) with the average, before the
+# batch spread; D's dropout was then 0.3 in the GAN.
+BASELINES = {
+    10: {"gan": {"ema_decay": 0.0, "d_batch_std": 0, "d_dropout": 0.3},
+         "cgan": {"ema_decay": 0.0, "d_batch_std": 0}},
+    60: {"gan": {"d_batch_std": 0, "d_dropout": 0.3}, "cgan": {"d_batch_std": 0}},
+}
+
+# lever name → changes to its board's baseline. "original recipe" is the
+# original chapter's: ReLU, no dropout, real label 1 (with our Adam).
 LEVERS = {
     "gan": {
         "book": {},
@@ -93,7 +104,8 @@ def run_one(model_name, lever, changes, seed, epochs, final=False):
     """Train one variant and score it against the validation images; returns its row.
     final=True: the book's own protocol instead (all 60,000 training images, scored
     against the test images), for the seed spread of the chosen recipe."""
-    config = replace(npgan.book_config(model_name), **changes)
+    baseline = {} if final else BASELINES.get(epochs, {}).get(model_name, {})
+    config = replace(npgan.book_config(model_name), **{**baseline, **changes})
     images, labels = npgan.load_mnist("train")
     if not final:
         images, labels = images[TRAIN], labels[TRAIN]
@@ -211,8 +223,8 @@ def gather(epochs):
             f"{platform.system()}, one BLAS thread per run, two runs at once", "numpy": np.__version__,
             "epochs": epochs, "train_images": "train[:50000]",
             "scored_against": "train[50000:60000] (Parzen: sigma on its first 1,000, scored on the other 9,000)",
-            "baseline": json.loads(npgan.book_config("gan").to_json()) if epochs != 10 else
-            "the book recipe before the average of G's weights (ema_decay 0)",
+            "baseline": {m: json.loads(replace(npgan.book_config(m), **changes).to_json())
+                         for m, changes in BASELINES.get(epochs, {}).items()},
             "levers": LEVERS}
     with atomic_write(HERE / f"{stem}.json", "w", encoding="utf-8") as f:
         json.dump(info, f, indent=1)

@@ -3,8 +3,10 @@ sampled with z ~ N(0, s²) instead of N(0, 1) ("truncation" or a lower sampling
 temperature): for s < 1 the samples crowd around G's most typical images
 (chapter 21.5, the scoreboard's limits).
 
-The models are the scoreboard's (book recipe, seed 0, 60 epochs, train[:50000])
-and every figure is scored against the validation images, as the scoreboard's.
+The models are the baseline of the scoreboard's second round (the book recipe
+with the average of G's weights, before the batch spread: scoreboard.BASELINES[60];
+seed 0, 60 epochs, train[:50000]), and every figure is scored against the
+validation images, as the scoreboard's; at z×1 they are its "book" rows.
 The trained checkpoints are kept in $NPGAN_DATA/scoreboard/temperature/, so a
 second call only scores. Writes experiments/temperature.csv.
 
@@ -12,6 +14,7 @@ second call only scores. Writes experiments/temperature.csv.
 """
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +23,7 @@ import npgan
 from npgan import checkpoint, metrics
 from npgan.data import data_dir
 
-from scoreboard import TRAIN, write_csv
+from scoreboard import BASELINES, TRAIN, write_csv
 
 HERE = Path(__file__).resolve().parent
 SCALES = (1.0, 0.9, 0.8, 0.7)
@@ -46,11 +49,15 @@ class ScaledNoise:
 
 
 def trained(model_name, seed=0):
+    config = replace(npgan.book_config(model_name), **BASELINES[EPOCHS][model_name])
     path = data_dir() / "scoreboard" / "temperature" / f"{model_name}-seed{seed}-e{EPOCHS}.npz"
     if path.exists():
-        return checkpoint.load(path)[0]
+        model, meta = checkpoint.load(path)
+        if model.config == config and meta.get("epoch") == EPOCHS:
+            return model
+        print(f"{path} holds another recipe: training again", flush=True)
     images, labels = npgan.load_mnist("train")
-    model = npgan.build(npgan.book_config(model_name), seed=seed)
+    model = npgan.build(config, seed=seed)
     history = npgan.train(model, images[TRAIN], labels[TRAIN] if model.conditional else None,
                           epochs=EPOCHS, seed=seed, progress=False)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -97,14 +97,20 @@ def unpack(theta, shapes):
     return out
 
 
-def ref_mlp(theta, shapes, x, slope, output=None, masks=None, signs=None):
+def ref_mlp(theta, shapes, x, slope, output=None, masks=None, signs=None, batch_std=0):
     """An independent forward pass, written from the formulas: h = act(x W + b)
     (times the dropout mask) for the hidden layers, then tanh or nothing.
     slope = 0 is ReLU, slope > 0 leaky ReLU. If ``signs`` is a list, the
-    hidden units' sign patterns (which side of the kink) are appended to it."""
+    hidden units' sign patterns (which side of the kink) are appended to it.
+    ``batch_std`` = g > 0: before the last layer each row gets the mean over
+    features of the standard deviation over its group of g rows (batchstd.py)."""
     params = unpack(theta, shapes)
     h = x
     for i, (W, b) in enumerate(params):
+        if batch_std and i == len(params) - 1:
+            groups = h.reshape(-1, batch_std, h.shape[1])
+            spread = np.sqrt(groups.var(axis=1) + 1e-8).mean(axis=1)
+            h = np.hstack([h, np.repeat(spread, batch_std)[:, None]])
         h = h @ W + b
         if i < len(params) - 1:
             if signs is not None:

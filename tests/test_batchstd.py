@@ -101,3 +101,23 @@ def test_checkpoint_keeps_the_batch_std_discriminator(tmp_path):
     assert loaded.config.d_batch_std == 4
     x = np.random.default_rng(0).uniform(-1, 1, (8, 784)).astype(np.float32)
     np.testing.assert_array_equal(model.D(x), loaded.D(x))
+
+
+def test_conv_and_infogan_discriminators_refuse_the_batch_spread():
+    from npgan import DCGANConfig, InfoGANConfig
+
+    assert DCGANConfig().d_batch_std == 0 and InfoGANConfig().d_batch_std == 0
+    with pytest.raises(ValueError, match="d_batch_std=0"):
+        build(DCGANConfig(d_batch_std=4))
+    with pytest.raises(ValueError, match="d_batch_std=0"):
+        build(InfoGANConfig(d_batch_std=4))
+
+
+def test_older_checkpoints_load_without_the_batch_spread():
+    """A config written before batchstd.py has no d_batch_std: it had no such layer."""
+    import json
+
+    data = json.loads(GANConfig().to_json())
+    del data["d_batch_std"]
+    assert GANConfig.from_json(json.dumps(data)).d_batch_std == 0
+    assert GANConfig().d_batch_std == 4                   # the book's recipe has it

@@ -24,7 +24,7 @@ B = 4
 
 def tiny_config(**overrides):
     settings = dict(dtype="float64", latent_dim=5, g_hidden=(8, 4), d_hidden=(6, 4),
-                    batch_size=B, real_label=0.9, d_dropout=0.0)
+                    batch_size=B, real_label=0.9, d_dropout=0.0, d_batch_std=0)
     settings.update(overrides)
     return GANConfig(**settings)
 
@@ -36,6 +36,9 @@ CASES = {
                                        optimizer="sgd", momentum=0.9, real_label=1.0),
     "CGAN": dict(n_classes=10),
     "CGAN dropout": dict(n_classes=10, d_dropout=0.3),
+    # D's last layer also reads its group's spread: groups of 2 (4 in the D step, 2 in the G step)
+    "GAN batch std": dict(n_classes=0, d_batch_std=2),
+    "CGAN batch std dropout": dict(n_classes=10, d_batch_std=4, d_dropout=0.3),
 }
 
 
@@ -87,7 +90,7 @@ def test_train_step_gradients_match_finite_differences(gc, case):
 
     def d_loss():
         signs = []
-        z = gc.ref_mlp(theta_d, shapes_d, d_in, slope, None, rec["masks_d"], signs)
+        z = gc.ref_mlp(theta_d, shapes_d, d_in, slope, None, rec["masks_d"], signs, cfg.d_batch_std)
         watch.check(signs)
         return float(np.mean(gc.softplus(z) - targets * z))
 
@@ -105,7 +108,7 @@ def test_train_step_gradients_match_finite_differences(gc, case):
         signs = []
         fake = gc.ref_mlp(theta_g, shapes_g, g_in, slope, "tanh", None, signs)
         z = gc.ref_mlp(theta_d1, shapes_d, np.hstack([fake, labels_part]), slope, None,
-                       rec["masks_g"], signs)
+                       rec["masks_g"], signs, cfg.d_batch_std)
         watch_g.check(signs)
         return float(np.mean(gc.softplus(-z)))
 

@@ -21,8 +21,9 @@ B = 16
 class TorchMLP:
     """The same MLP in PyTorch: leaf tensors W, b per layer, built from a flat vector."""
 
-    def __init__(self, theta, shapes, slope, output=None):
+    def __init__(self, theta, shapes, slope, output=None, batch_std=0):
         self.params, start = [], 0
+        self.batch_std = batch_std   # > 0: minibatch standard deviation before the last layer
         for n_in, n_out in shapes:
             W = torch.tensor(theta[start:start + n_in * n_out].reshape(n_in, n_out).copy(),
                              requires_grad=True)
@@ -35,6 +36,10 @@ class TorchMLP:
     def __call__(self, x, masks=None):
         n = len(self.params) // 2
         for i in range(n):
+            if self.batch_std and i == n - 1:
+                g = self.batch_std
+                spread = torch.sqrt(x.reshape(-1, g, x.shape[1]).var(dim=1, unbiased=False) + 1e-8)
+                x = torch.cat([x, spread.mean(dim=1).repeat_interleave(g)[:, None]], dim=1)
             x = x @ self.params[2 * i] + self.params[2 * i + 1]
             if i < n - 1:
                 x = F.leaky_relu(x, self.slope) if self.slope else F.relu(x)
@@ -53,7 +58,7 @@ def torch_reference_step(rec, cfg, x_real, labels, theta_d, theta_g):
     """D step then G step in torch, from the recorded noise/labels/masks. Returns
     (D loss, G loss, dD, dG, D weights used by the G step)."""
     k = cfg.n_classes
-    D = TorchMLP(theta_d, rec["shapes_d"], rec["slope"])
+    D = TorchMLP(theta_d, rec["shapes_d"], rec["slope"], batch_std=cfg.d_batch_std)
     G = TorchMLP(theta_g, rec["shapes_g"], rec["slope"], "tanh")
     g_in = torch.from_numpy(rec["g_in"])
     fake_c = torch.from_numpy(rec["d_in"][x_real.shape[0]:, 784:])
@@ -70,10 +75,11 @@ def torch_reference_step(rec, cfg, x_real, labels, theta_d, theta_g):
     return D, G, fake, fake_c, loss_d, grad_d
 
 
-@pytest.mark.parametrize("n_classes,dropout", [(0, 0.0), (0, 0.3), (10, 0.3)])
-def test_gradients_match_torch_autograd(gc, n_classes, dropout):
+@pytest.mark.parametrize("n_classes,dropout,batch_std", [(0, 0.0, 0), (0, 0.3, 0), (10, 0.3, 0),
+                                                        (0, 0.3, 4), (10, 0.0, 4)])
+def test_gradients_match_torch_autograd(gc, n_classes, dropout, batch_std):
     cfg = GANConfig(n_classes=n_classes, dtype="float64", batch_size=B, d_dropout=dropout,
-                    real_label=0.9)
+                    real_label=0.9, d_batch_std=batch_std)
     model = build(cfg, seed=1)
     rng = np.random.default_rng(2)
     x_real = rng.uniform(-1, 1, (B, 784))
@@ -84,7 +90,7 @@ def test_gradients_match_torch_autograd(gc, n_classes, dropout):
         rec, cfg, x_real, labels, rec["thD0"], rec["thG0"])
     np.testing.assert_allclose(rec["d_in"][B:, :784], fake.detach().numpy(), rtol=0, atol=1e-13)
     # G step in torch: through D with the UPDATED weights, the G step's masks, targets 1
-    D1 = TorchMLP(rec["thD1"], rec["shapes_d"], rec["slope"])
+    D1 = TorchMLP(rec["thD1"], rec["shapes_d"], rec["slope"], batch_std=cfg.d_batch_std)
     loss_g = F.binary_cross_entropy_with_logits(
         D1(torch.cat([fake, fake_c], dim=1), rec["masks_g"]), torch.ones(B, 1, dtype=torch.float64))
     loss_g.backward()
@@ -94,7 +100,7 @@ def test_gradients_match_torch_autograd(gc, n_classes, dropout):
     assert rec["losses"][1] == pytest.approx(loss_g.item(), rel=1e-12)
     err_d = gc.rel_error(rec["gD"], grad_d)
     err_g = gc.rel_error(rec["gG"], grad_g)
-    name = f"{'CGAN' if n_classes else 'GAN'} dropout={dropout}"
+    name = f"{'CGAN' if n_classes else 'GAN'} dropout={dropout} batch_std={batch_std}"
     gc.measured(f"torch D grads [{name}]", err_d)
     gc.measured(f"torch G grads [{name}]", err_g)
     assert err_d < 1e-10 and err_g < 1e-10, (err_d, err_g)
@@ -105,10 +111,10 @@ def test_gradients_match_torch_autograd(gc, n_classes, dropout):
 
 @pytest.mark.parametrize("n_classes", [0, 10])
 def test_adam_train_steps_match_torch_adam(gc, n_classes):
-    """Three full train_steps (dropout 0.3, float64) against the same three steps
-    in PyTorch with torch.optim.Adam. The networks are half the book's width but
-    still have more than 2^17 weights each, the size above which optim.Adam may
-    split its update between two threads."""
+    """Three full train_steps (the book's D: dropout and the batch spread; float64)
+    against the same three steps in PyTorch with torch.optim.Adam. The networks
+    are half the book's width but still have more than 2^17 weights each, the
+    size above which optim.Adam may split its update between two threads."""
     cfg = GANConfig(n_classes=n_classes, dtype="float64", batch_size=B, lr_d=3e-4, lr_g=1e-4,
                     beta1=0.5, beta2=0.999, g_hidden=(128, 256), d_hidden=(256, 128))
     assert cfg.d_dropout > 0 and cfg.optimizer == "adam"
@@ -122,7 +128,7 @@ def test_adam_train_steps_match_torch_adam(gc, n_classes):
         labels = rng.integers(0, 10, B) if n_classes else None
         rec = gc.record_train_step(model, x_real, labels)
         if D is None:  # torch twins with the initial weights and their own Adam
-            D = TorchMLP(rec["thD0"], rec["shapes_d"], rec["slope"])
+            D = TorchMLP(rec["thD0"], rec["shapes_d"], rec["slope"], batch_std=cfg.d_batch_std)
             G = TorchMLP(rec["thG0"], rec["shapes_g"], rec["slope"], "tanh")
             opt_d = torch.optim.Adam(D.params, lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2), eps=1e-8)
             opt_g = torch.optim.Adam(G.params, lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2), eps=1e-8)

@@ -36,6 +36,7 @@ class DCGANConfig(GANConfig):
     dataset: str = "mnist"          # "mnist" or "fashion" (Fashion-MNIST): what it learns, how it is scored
     d_dropout: float = 0.0          # dropout after each of D's LeakyReLUs (0: none, as DCGAN)
     ema_decay: float = 0.0          # samples from G itself: the book's DCGAN was measured so
+    d_batch_std: int = 0            # the conv D has no batch-spread feature (batchstd.py is for the MLP D)
     g_hidden: tuple = ()
     d_hidden: tuple = ()
 
@@ -102,6 +103,8 @@ class DCGAN(GAN):
         if len(config.g_channels) != 2 or len(config.d_channels) != 2:
             raise ValueError(f"g_channels and d_channels need two widths each, got "
                              f"{config.g_channels} and {config.d_channels}")
+        if config.d_batch_std:
+            raise ValueError("the DCGAN's convolutional D has no batch-spread feature: use d_batch_std=0")
         if config.g_upsample not in ("transposed", "resize"):
             raise ValueError(f"g_upsample must be 'transposed' or 'resize', got {config.g_upsample!r}")
         if config.d_bn_batches not in ("separate", "mixed"):

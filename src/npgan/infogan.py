@@ -55,6 +55,7 @@ class InfoGANConfig(GANConfig):
     lr_g: float = 1e-3
     d_dropout: float = 0.3
     ema_decay: float = 0.0           # samples from G itself: the book's InfoGAN was measured so
+    d_batch_std: int = 0             # D (and so Q) without the batch-spread feature of the GAN's D
     arch: str = "mlp"                # "mlp" (g_hidden, d_hidden) or "conv" (DCGAN's G and D)
     g_channels: tuple = (64, 32)     # arch="conv": as DCGANConfig
     d_channels: tuple = (32, 64)
@@ -114,6 +115,8 @@ class InfoGAN(GAN):
         self.config = config = config or InfoGANConfig()
         if config.n_classes:
             raise ValueError("InfoGAN learns without labels: n_classes must be 0")
+        if config.d_batch_std:
+            raise ValueError("InfoGAN's D (with Q) has no batch-spread feature: use d_batch_std=0")
         super().__init__(config, seed)
         self.info_log = []   # per step: (CE of c1, NLL of the continuous codes), of the G step
 
