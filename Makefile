@@ -16,7 +16,7 @@ MATHJAX := _static_offline/mathjax
 JB_FLAGS := -W -n --keep-going --all
 
 .PHONY: all book runs test test-unit test-notebooks test-browser bench lab data figures gan-zoo-counts clean help \
-        notebook-outputs numbering
+        notebook-outputs numbering fresh-notebook-cache
 
 help:
 	@echo "make book   build the HTML book in _build/html (trains every model side by side: 23 min 23 s cold on 2 cores, see README)"
@@ -54,6 +54,20 @@ data: $(STAMPS)/venv
 # its recipe is unchanged. (A notebook opened on its own trains its run in the cell.)
 runs: $(STAMPS)/venv data
 	time $(PY) -m npgan book-runs
+	@$(MAKE) --no-print-directory fresh-notebook-cache
+
+# The execution cache keys a notebook by its code alone: after a run was trained again (a new
+# recipe), it would go on showing the old run's results. So it is dropped whenever the book's
+# checkpoints differ from those of the last build (names, sizes and times, in one fingerprint).
+RUNS_FINGERPRINT := _build/.runs-fingerprint
+fresh-notebook-cache: $(STAMPS)/venv
+	@new=$$($(PY) -c "import hashlib; from npgan.data import data_dir; \
+	  files = sorted(p for p in (data_dir() / 'runs').glob('book-*/epoch_*.npz') if 'subset' not in p.parent.name); \
+	  print(hashlib.sha256(''.join(f'{p}:{p.stat().st_size}:{p.stat().st_mtime_ns};' for p in files).encode()).hexdigest())"); \
+	if [ "$$new" != "$$(cat $(RUNS_FINGERPRINT) 2>/dev/null)" ]; then \
+	  if [ -d _build/.jupyter_cache ]; then echo "the book's runs changed: every notebook runs again"; fi; \
+	  rm -rf _build/.jupyter_cache; mkdir -p _build; echo "$$new" > $(RUNS_FINGERPRINT); \
+	fi
 
 # MathJax served from the build itself, so the book reads offline (not committed).
 $(MATHJAX)/tex-mml-chtml.js:

@@ -248,7 +248,9 @@ class GAN(WorkBuffers):
         return self.generate(self.sample_noise(n, rng), labels)
 
     def discriminate(self, x, labels=None):
-        """D(x) (or D(x|c)): the probability that x is real, shape (N,)."""
+        """D(x) (or D(x|c)): the probability that x is real, shape (N,). With
+        the batch spread (d_batch_std = g), D judges g rows at a time, so N
+        must be a multiple of g (ValueError otherwise)."""
         if np.ndim(x) != 2:
             raise ValueError(f"x must be images of shape (N, {IMAGE_SIZE}), got {np.shape(x)}")
         if self.conditional:
