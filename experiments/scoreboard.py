@@ -85,6 +85,8 @@ LEVERS = {
         "EMA 0.9999": {"ema_decay": 0.9999},
         "lr decay 1/3": {"lr_decay": 1 / 3},
         "batch std": {"d_batch_std": 4},
+        "batch std 16": {"d_batch_std": 16},
+        "batch std, EMA 0.9999": {"d_batch_std": 4, "ema_decay": 0.9999},
     },
     # no levers: only the seed spread of the book's own recipe (--final)
     "infogan": {"book": {}},

@@ -292,3 +292,15 @@ def test_fashion_evaluator_is_cached_apart():
         metrics.load_images("cifar")
     with pytest.raises(ValueError, match="dataset must be"):
         DCGAN(DCGANConfig(dataset="cifar"))
+
+
+@pytest.mark.parametrize("settings", [{}, dict(g_upsample="resize"), dict(batch_norm=False),
+                                      dict(g_channels=(8, 4), d_channels=(4, 8), d_batch_norm=False)])
+def test_weight_count_from_the_config_matches_the_networks(settings):
+    """DCGANConfig.num_parameters (what the MAX_PARAMETERS check uses) counts the
+    conv networks themselves (it had counted an MLP with no hidden layers)."""
+    config = DCGANConfig(**settings)
+    model = DCGAN(config)
+    assert config.num_parameters() == model.G.num_params() + model.D.num_params()
+    with pytest.raises(ValueError, match="weights together"):
+        DCGANConfig(g_channels=(2048, 1024))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import models
+from . import checks, models
 from .conv import BatchNorm, Conv2d, ConvTranspose2d, Flatten, Reshape, Upsample, set_batch_groups
 from .gan import GAN, GANConfig
 from .layers import Dropout, LeakyReLU, Linear, ReLU, Sequential, Tanh
@@ -45,6 +45,31 @@ class DCGANConfig(GANConfig):
         config = super().from_json(text)
         config.g_channels, config.d_channels = tuple(config.g_channels), tuple(config.d_channels)
         return config
+
+    def validate(self):
+        checks.one_of(self, "dataset", ("mnist", "fashion"))
+        checks.sizes(self, "g_channels")
+        checks.sizes(self, "d_channels")
+        if len(self.g_channels) != 2 or len(self.d_channels) != 2:
+            raise ValueError(f"g_channels and d_channels need two widths each, got "
+                             f"{self.g_channels} and {self.d_channels}")
+        checks.one_of(self, "g_upsample", ("transposed", "resize"))
+        checks.one_of(self, "d_bn_batches", ("separate", "mixed"))
+        return super().validate()   # which counts the weights (num_parameters)
+
+    def num_parameters(self):
+        return conv_parameters(self, self.latent_dim, 1)
+
+
+def conv_parameters(cfg, n_in, n_out):
+    """Weights and biases of the G and D below, from cfg's widths alone: G reads
+    n_in numbers, D's last Linear has n_out outputs (InfoGAN's conv nets use it too)."""
+    (g1, g2), (d1, d2) = cfg.g_channels, cfg.d_channels
+    g_bn = 2 * (g1 + g2) if cfg.batch_norm else 0          # γ and β per channel
+    d_bn = 2 * d2 if cfg.d_batch_norm else 0
+    k = 9 if cfg.g_upsample == "resize" else 16             # G's 3×3 or 4×4 kernels
+    return ((n_in + 1) * g1 * 49 + k * g1 * g2 + g2 + k * g2 + 1 + g_bn
+            + 17 * d1 + 16 * d1 * d2 + d2 + d_bn + (d2 * 49 + 1) * n_out)
 
 
 def build_generator(cfg, rng, dtype, n_in=None):
@@ -98,17 +123,8 @@ class DCGAN(GAN):
         self.config = config = config or DCGANConfig()
         if config.n_classes:
             raise ValueError("the DCGAN here is unconditional: use n_classes=0")
-        if config.dataset not in ("mnist", "fashion"):
-            raise ValueError(f"dataset must be 'mnist' or 'fashion', got {config.dataset!r}")
-        if len(config.g_channels) != 2 or len(config.d_channels) != 2:
-            raise ValueError(f"g_channels and d_channels need two widths each, got "
-                             f"{config.g_channels} and {config.d_channels}")
         if config.d_batch_std:
             raise ValueError("the DCGAN's convolutional D has no batch-spread feature: use d_batch_std=0")
-        if config.g_upsample not in ("transposed", "resize"):
-            raise ValueError(f"g_upsample must be 'transposed' or 'resize', got {config.g_upsample!r}")
-        if config.d_bn_batches not in ("separate", "mixed"):
-            raise ValueError(f"d_bn_batches must be 'separate' or 'mixed', got {config.d_bn_batches!r}")
         super().__init__(config, seed)
 
     def build_networks(self):

@@ -90,13 +90,10 @@ class InfoGANConfig(GANConfig):
 
     def num_parameters(self):
         n_in, n_out = self.latent_dim + self.n_cat + self.n_cont, 1 + self.n_cat + self.n_cont
-        if self.arch == "conv":      # Linear → 7×7 maps, two 4×4 (de)convolutions each side
-            (g1, g2), (d1, d2) = self.g_channels, self.d_channels
-            g_bn = 2 * (g1 + g2) if self.batch_norm else 0       # γ and β per channel
-            d_bn = 2 * d2 if self.d_batch_norm else 0
-            k = 9 if self.g_upsample == "resize" else 16          # G's 3×3 or 4×4 kernels
-            return ((n_in + 1) * g1 * 49 + k * g1 * g2 + g2 + k * g2 + 1 + g_bn
-                    + 17 * d1 + 16 * d1 * d2 + d2 + d_bn + (d2 * 49 + 1) * n_out)
+        if self.arch == "conv":      # DCGAN's G and D with these input and output sizes
+            from .dcgan import conv_parameters
+
+            return conv_parameters(self, n_in, n_out)
         return sum((a + 1) * b for sizes in ((n_in, *self.g_hidden, IMAGE_SIZE),
                                              (IMAGE_SIZE, *self.d_hidden, n_out))
                    for a, b in zip(sizes[:-1], sizes[1:]))
