@@ -303,3 +303,21 @@ def test_cli_evaluate_diverged_generator(tmp_path, capsys):
     ckpt = checkpoint.save(model, tmp_path / "c.npz")
     assert cli.main(["evaluate", "--checkpoint", str(ckpt)]) == 2
     assert "diverged" in capsys.readouterr().err
+
+
+def test_unsure_share_counts_images_without_a_clear_digit():
+    class Logits:   # an evaluator that returns the given logits for the given rows
+        def __init__(self, logits):
+            self.logits = np.asarray(logits, dtype=np.float32)
+
+        def forward(self, x):
+            return None, self.logits[: len(x)]
+
+    sure = [10.0] + [0.0] * 9          # top probability ≈ 0.9994
+    flat = [0.0] * 10                  # 0.1
+    edge = [np.log(9 * 0.89 / 0.11)] + [0.0] * 9   # top probability 0.89: unsure at 0.9
+    images = np.zeros((4, 784), np.float32)
+    assert metrics.unsure_share(images, Logits([sure, flat, edge, sure])) == 0.5
+    assert metrics.unsure_share(images, Logits([sure, flat, edge, sure]), threshold=0.5) == 0.25
+    with pytest.raises(ValueError, match="threshold"):
+        metrics.unsure_share(images, Logits([sure] * 4), threshold=1.5)

@@ -98,6 +98,19 @@ def digit_shares(model, n=10_000, seed=0, evaluator=None):
     return {"shares": shares.tolist(), "kl_uniform": kl, "max_share": float(shares.max()), "n": n}
 
 
+def unsure_share(images, evaluator=None, threshold=0.9):
+    """Share of ``images`` (N, 784) that the evaluator cannot place: its most
+    likely digit has a softmax probability below ``threshold``. Real test digits
+    score a few per cent; a generator whose shapes are no digit at all, more."""
+    if not 0 < threshold < 1:
+        raise ValueError(f"threshold must be a probability between 0 and 1, got {threshold}")
+    evaluator = evaluator or load_evaluator()
+    _, logits = evaluator.forward(images)
+    logits = logits - logits.max(axis=1, keepdims=True)
+    top = 1.0 / np.exp(logits).sum(axis=1)          # softmax of the largest logit (exp 0 = 1)
+    return float((top < threshold).mean())
+
+
 def label_accuracy(model, n_per_digit=1000, seed=0, evaluator=None):
     """CGAN: the share of samples that the evaluator reads as the digit they were asked for.
 
