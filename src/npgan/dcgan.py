@@ -55,6 +55,8 @@ class DCGANConfig(GANConfig):
                              f"{self.g_channels} and {self.d_channels}")
         checks.one_of(self, "g_upsample", ("transposed", "resize"))
         checks.one_of(self, "d_bn_batches", ("separate", "mixed"))
+        if self.d_batch_std:
+            raise ValueError("the DCGAN's convolutional D has no batch-spread feature: use d_batch_std=0")
         return super().validate()   # which counts the weights (num_parameters)
 
     def num_parameters(self):
@@ -123,8 +125,6 @@ class DCGAN(GAN):
         self.config = config = config or DCGANConfig()
         if config.n_classes:
             raise ValueError("the DCGAN here is unconditional: use n_classes=0")
-        if config.d_batch_std:
-            raise ValueError("the DCGAN's convolutional D has no batch-spread feature: use d_batch_std=0")
         super().__init__(config, seed)
 
     def build_networks(self):

@@ -30,7 +30,7 @@ from . import checks, models
 from .conv import set_batch_groups
 from .gan import GAN, IMAGE_SIZE, GANConfig
 from .layers import mlp
-from .losses import bce_with_logits, gaussian_nll, softmax_cross_entropy
+from .losses import bce_with_logits, gaussian_nll, softmax, softmax_cross_entropy
 
 
 @dataclass
@@ -86,6 +86,8 @@ class InfoGANConfig(GANConfig):
         checks.flag(self, "batch_norm")
         checks.flag(self, "d_batch_norm")
         checks.one_of(self, "g_upsample", ("transposed", "resize"))
+        if self.d_batch_std:
+            raise ValueError("InfoGAN's D (with Q) has no batch-spread feature: use d_batch_std=0")
         return super().validate()
 
     def num_parameters(self):
@@ -112,8 +114,6 @@ class InfoGAN(GAN):
         self.config = config = config or InfoGANConfig()
         if config.n_classes:
             raise ValueError("InfoGAN learns without labels: n_classes must be 0")
-        if config.d_batch_std:
-            raise ValueError("InfoGAN's D (with Q) has no batch-spread feature: use d_batch_std=0")
         super().__init__(config, seed)
         self.info_log = []   # per step: (CE of c1, NLL of the continuous codes), of the G step
 
@@ -232,9 +232,7 @@ class InfoGAN(GAN):
         means of the continuous codes (N, n_cont))."""
         out = self.D(np.asarray(x, dtype=self.dtype))
         K = self.config.n_cat
-        logits = out[:, 1:1 + K]
-        p = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return p / p.sum(axis=1, keepdims=True), out[:, 1 + K:]
+        return softmax(out[:, 1:1 + K]), out[:, 1 + K:]
 
     # ---------------------------------------------------------------- training
 

@@ -35,6 +35,13 @@ def bce_with_logits(logits, targets):
     return float(loss.sum(dtype=np.float64) / n), grad, prob
 
 
+def softmax(logits):
+    """Row-wise softmax of logits (N, K), computed around each row's maximum so
+    that exp never overflows."""
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
 def softmax_cross_entropy(logits, labels):
     """Mean cross-entropy of softmax(logits) against integer class labels.
 

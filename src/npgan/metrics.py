@@ -30,6 +30,7 @@ import numpy as np
 from .evaluator import (EVALUATOR_RECIPE, EVALUATOR_VERSION, IMAGE_SIDE, N_DIGITS,  # noqa: F401
                         VALIDATION, Evaluator, dataset_of, evaluator_path, held_out,
                         load_evaluator, load_images, random_shifts)
+from .losses import softmax
 from .parzen import PARZEN_SIGMAS, parzen_figure, parzen_log_likelihood, real_parzen  # noqa: F401
 
 
@@ -106,9 +107,7 @@ def unsure_share(images, evaluator=None, threshold=0.9):
         raise ValueError(f"threshold must be a probability between 0 and 1, got {threshold}")
     evaluator = evaluator or load_evaluator()
     _, logits = evaluator.forward(images)
-    logits = logits - logits.max(axis=1, keepdims=True)
-    top = 1.0 / np.exp(logits).sum(axis=1)          # softmax of the largest logit (exp 0 = 1)
-    return float((top < threshold).mean())
+    return float((softmax(logits).max(axis=1) < threshold).mean())
 
 
 def label_accuracy(model, n_per_digit=1000, seed=0, evaluator=None):
