@@ -65,13 +65,12 @@ LEVERS = {
         # second round, from the recipe with the average (60 epochs: scoreboard-e60.csv)
         "EMA 0.9999": {"ema_decay": 0.9999},
         "dropout 0.15": {"d_dropout": 0.15},
-        # third round: the learning rates fall linearly to 0 over the last third of the run
+        # the learning rates fall linearly to 0 over the last third of the run
         "lr decay 1/3": {"lr_decay": 1 / 3},
         # D also reads the spread of its batch, in groups of 4 (batchstd.py)
         "batch std": {"d_batch_std": 4},
         "batch std, no dropout": {"d_batch_std": 4, "d_dropout": 0.0},
         "batch std, dropout 0.15": {"d_batch_std": 4, "d_dropout": 0.15},
-        "batch std 16": {"d_batch_std": 16},
     },
     "cgan": {
         "book": {},
@@ -252,7 +251,7 @@ def main():
     if args.table:
         return gather_final() if args.final else gather(args.epochs)
     if not args.model:
-        p.error("give --model gan|cgan, or --table")
+        p.error(f"give --model {'|'.join(LEVERS)}, or --table")
     if args.final:
         return sweep(args.model, ["book"], args.seeds, npgan.BOOK_EPOCHS[args.model], final=True)
     levers = args.levers or list(LEVERS[args.model])
