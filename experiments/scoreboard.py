@@ -43,11 +43,12 @@ TRAIN = slice(0, 50_000)   # metrics.VALIDATION (train[50000:60000]) is held out
 # (npgan.book_config), so that re-running any stored row trains the same model:
 # the 10-epoch board started before the average of G's weights and the batch
 # spread, the 60-epoch board (scoreboard-e60.csv) with the average, before the
-# batch spread; D's dropout was then 0.3 in the GAN.
+# batch spread; D's dropout was then 0.3 in the GAN, and the CGAN's D had no
+# projection (projection.py) on either board.
 BASELINES = {
     10: {"gan": {"ema_decay": 0.0, "d_batch_std": 0, "d_dropout": 0.3},
-         "cgan": {"ema_decay": 0.0, "d_batch_std": 0}},
-    60: {"gan": {"d_batch_std": 0, "d_dropout": 0.3}, "cgan": {"d_batch_std": 0}},
+         "cgan": {"ema_decay": 0.0, "d_batch_std": 0, "d_projection": False}},
+    60: {"gan": {"d_batch_std": 0, "d_dropout": 0.3}, "cgan": {"d_batch_std": 0, "d_projection": False}},
 }
 
 # lever name → changes to its board's baseline. "original recipe" is the
@@ -86,6 +87,19 @@ LEVERS = {
         "batch std": {"d_batch_std": 4},
         "batch std 16": {"d_batch_std": 16},
         "batch std, EMA 0.9999": {"d_batch_std": 4, "ema_decay": 0.9999},
+        # the label also picks D's last weights (projection.py), with and without the spread
+        "projection": {"d_projection": True},
+        "batch std, projection": {"d_batch_std": 4, "d_projection": True},
+    },
+    # the DCGAN (21.4): its D's dropout and the two networks' widths
+    "dcgan": {
+        "book": {},
+        "no dropout": {"d_dropout": 0.0},
+        "dropout 0.15": {"d_dropout": 0.15},
+        "D 32/32": {"d_channels": (32, 32)},
+        "G 64/16": {"g_channels": (64, 16)},
+        "G 64/16, D 32/32": {"g_channels": (64, 16), "d_channels": (32, 32)},
+        "lr_d 4e-4, lr_g 1e-4": {"lr_d": 4e-4, "lr_g": 1e-4},
     },
     # no levers: only the seed spread of the book's own recipe (--final)
     "infogan": {"book": {}},

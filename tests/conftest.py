@@ -84,8 +84,10 @@ def dropouts(net):
     return [layer for layer in net.layers if isinstance(layer, Dropout)]
 
 
-def unpack(theta, shapes):
-    """Flat parameter vector → [(W, b), …] views, in Sequential's layout."""
+def unpack(theta, shapes, projection_classes=0):
+    """Flat parameter vector → [(W, b), …] views, in Sequential's layout; with
+    ``projection_classes`` = k, the last layer is a ProjectionLogit and its class
+    vectors V (k, F) follow its b: [(W, b), …, (W, b, V)]."""
     out, start = [], 0
     for n_in, n_out in shapes:
         W = theta[start:start + n_in * n_out].reshape(n_in, n_out)
@@ -93,25 +95,35 @@ def unpack(theta, shapes):
         b = theta[start:start + n_out]
         start += n_out
         out.append((W, b))
+    if projection_classes:
+        n_in = shapes[-1][0]
+        out[-1] += (theta[start:start + projection_classes * n_in].reshape(projection_classes, n_in),)
+        start += projection_classes * n_in
     assert start == theta.size
     return out
 
 
-def ref_mlp(theta, shapes, x, slope, output=None, masks=None, signs=None, batch_std=0):
+def ref_mlp(theta, shapes, x, slope, output=None, masks=None, signs=None, batch_std=0,
+            projection=None):
     """An independent forward pass, written from the formulas: h = act(x W + b)
     (times the dropout mask) for the hidden layers, then tanh or nothing.
     slope = 0 is ReLU, slope > 0 leaky ReLU. If ``signs`` is a list, the
     hidden units' sign patterns (which side of the kink) are appended to it.
     ``batch_std`` = g > 0: before the last layer each row gets the mean over
-    features of the standard deviation over its group of g rows (batchstd.py)."""
-    params = unpack(theta, shapes)
+    features of the standard deviation over its group of g rows (batchstd.py).
+    ``projection``: the rows' one-hot labels Y (N, k) for a projection D, whose
+    logit is h w + b + Σ_f h_f (Y V)_f (projection.py)."""
+    params = unpack(theta, shapes, 0 if projection is None else projection.shape[1])
     h = x
-    for i, (W, b) in enumerate(params):
+    for i, (W, b, *V) in enumerate(params):
         if batch_std and i == len(params) - 1:
             groups = h.reshape(-1, batch_std, h.shape[1])
             spread = np.sqrt(groups.var(axis=1) + 1e-8).mean(axis=1)
             h = np.hstack([h, np.repeat(spread, batch_std)[:, None]])
+        h_in = h
         h = h @ W + b
+        if V:
+            h = h + np.sum(h_in * (projection @ V[0]), axis=1, keepdims=True)
         if i < len(params) - 1:
             if signs is not None:
                 signs.append(h > 0)
@@ -188,7 +200,7 @@ def record_train_step(model, x_real, labels=None):
         rec["masks_g"] = [buffer("mask", B, d) for d in drops]
     else:
         rec["masks_d"] = rec["masks_g"] = None
-    rec["shapes_d"] = [layer.W.shape for layer in linears(model.D)]
+    rec["shapes_d"] = [layer.W.shape for layer in model.D.layers if hasattr(layer, "W")]
     rec["shapes_g"] = [layer.W.shape for layer in linears(model.G)]
     rec["slope"] = cfg.leaky_slope if cfg.activation == "leaky_relu" else 0.0
     return rec

@@ -39,6 +39,10 @@ CASES = {
     # D's last layer also reads its group's spread: groups of 2 (4 in the D step, 2 in the G step)
     "GAN batch std": dict(n_classes=0, d_batch_std=2),
     "CGAN batch std dropout": dict(n_classes=10, d_batch_std=4, d_dropout=0.3),
+    # the label also picks D's last weights (projection.py)
+    "CGAN projection": dict(n_classes=10, d_projection=True),
+    "CGAN projection batch std dropout": dict(n_classes=10, d_projection=True, d_batch_std=2,
+                                              d_dropout=0.3),
 }
 
 
@@ -51,6 +55,9 @@ def test_train_step_gradients_match_finite_differences(gc, case):
     # pre-activations sit right at the ReLU kink, where finite differences fail
     for layer in gc.linears(model.G) + gc.linears(model.D):
         layer.b[...] = rng.normal(0, 0.1, layer.b.shape)
+    if cfg.d_projection:   # class vectors start at 0: make them matter
+        head = model.D.layers[-1]
+        head.V[...] = rng.normal(0, 0.5, head.V.shape)
     x_real = rng.uniform(-1, 1, (B, 784))
     labels = rng.integers(0, 10, B) if cfg.n_classes else None
     model.train_step(x_real, labels)  # one ordinary step first: Adam/momentum state, moved weights
@@ -88,9 +95,13 @@ def test_train_step_gradients_match_finite_differences(gc, case):
 
     watch = gc.KinkWatch()
 
+    proj_d = d_in[:, 784:] if cfg.d_projection else None   # the labels, for a projection D
+    proj_g = d_in[B:, 784:] if cfg.d_projection else None
+
     def d_loss():
         signs = []
-        z = gc.ref_mlp(theta_d, shapes_d, d_in, slope, None, rec["masks_d"], signs, cfg.d_batch_std)
+        z = gc.ref_mlp(theta_d, shapes_d, d_in, slope, None, rec["masks_d"], signs, cfg.d_batch_std,
+                       proj_d)
         watch.check(signs)
         return float(np.mean(gc.softplus(z) - targets * z))
 
@@ -108,7 +119,7 @@ def test_train_step_gradients_match_finite_differences(gc, case):
         signs = []
         fake = gc.ref_mlp(theta_g, shapes_g, g_in, slope, "tanh", None, signs)
         z = gc.ref_mlp(theta_d1, shapes_d, np.hstack([fake, labels_part]), slope, None,
-                       rec["masks_g"], signs, cfg.d_batch_std)
+                       rec["masks_g"], signs, cfg.d_batch_std, proj_g)
         watch_g.check(signs)
         return float(np.mean(gc.softplus(-z)))
 

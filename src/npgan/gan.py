@@ -22,6 +22,7 @@ from .batchstd import MinibatchStd
 from .layers import Linear, Sequential, WorkBuffers, mlp
 from .losses import bce_with_logits
 from .optim import make_optimizer
+from .projection import ProjectionLogit
 
 IMAGE_SIZE = 28 * 28
 DTYPES = ("float32", "float64")
@@ -54,6 +55,7 @@ class GANConfig:
     ema_decay: float = 0.999         # β of the average of G's weights that samples use (average.py); 0: none
     lr_decay: float = 0.0            # the last fraction of the run in which both rates fall linearly to 0
     d_batch_std: int = 4             # D's last layer also reads its batch's spread, in groups of 4 (batchstd.py); 0: off
+    d_projection: bool = False       # CGAN: the label also picks D's last weights (projection.py)
     dtype: str = "float32"           # "float64" for gradient checks
 
     def __post_init__(self):
@@ -92,6 +94,11 @@ class GANConfig:
         if self.d_batch_std == 1 or (self.d_batch_std and self.batch_size % self.d_batch_std):
             raise ValueError(f"{type(self).__name__}.d_batch_std must be 0 (off) or a group size of at "
                              f"least 2 that divides batch_size ({self.batch_size}), got {self.d_batch_std}")
+        if not isinstance(self.d_projection, bool):
+            raise TypeError(f"{type(self).__name__}.d_projection must be True or False, got {self.d_projection!r}")
+        if self.d_projection and self.n_classes < 2:
+            raise ValueError(f"{type(self).__name__}.d_projection needs labels (a CGAN, n_classes ≥ 2): "
+                             "a plain GAN's D has no label to project")
         checks.one_of(self, "dtype", DTYPES)
         n = self.num_parameters()
         if n > MAX_PARAMETERS:
@@ -107,7 +114,9 @@ class GANConfig:
         return sum((n_in + 1) * n_out
                    for sizes in ((self.latent_dim + k, *self.g_hidden, IMAGE_SIZE),
                                  (IMAGE_SIZE + k, *self.d_hidden, 1))
-                   for n_in, n_out in zip(sizes[:-1], sizes[1:])) + (1 if self.d_batch_std else 0)
+                   for n_in, n_out in zip(sizes[:-1], sizes[1:])) + (1 if self.d_batch_std else 0) \
+            + (k * ((self.d_hidden[-1] if self.d_hidden else IMAGE_SIZE + k) + (1 if self.d_batch_std else 0))
+               if self.d_projection else 0)
 
     def to_json(self):
         return json.dumps(asdict(self))
@@ -124,6 +133,7 @@ class GANConfig:
                 data[key] = tuple(data[key])
         data.setdefault("ema_decay", 0.0)   # files from before the average (average.py) kept none
         data.setdefault("d_batch_std", 0)   # ... and from before batchstd.py had no such layer
+        data.setdefault("d_projection", False)   # ... nor before projection.py
         return cls(**data)
 
 
@@ -181,11 +191,22 @@ class GAN(WorkBuffers):
                 self.rng, self.dtype, c.leaky_slope)
         D = mlp((IMAGE_SIZE + k, *c.d_hidden, 1), c.activation, None,
                 self.rng, self.dtype, c.leaky_slope, dropout=c.d_dropout)
-        if c.d_batch_std:   # the last Linear reads one more number: the batch's spread
+        if c.d_batch_std or c.d_projection:
             *body, last = D.layers
-            D = Sequential([*body, MinibatchStd(c.d_batch_std),
-                            Linear(last.W.shape[0] + 1, 1, self.rng, "xavier", dtype=self.dtype)])
+            n_in = last.W.shape[0] + (1 if c.d_batch_std else 0)   # + the batch's spread
+            spread = [MinibatchStd(c.d_batch_std)] if c.d_batch_std else []
+            head = Linear(n_in, 1, self.rng, "xavier", dtype=self.dtype) if c.d_batch_std else last
+            if c.d_projection:   # starts as that Linear: same weights, same random numbers drawn
+                head = ProjectionLogit(head, k)
+            D = Sequential([*body, *spread, head])
         return G, D
+
+    def d_logits(self, d_in, train=True):
+        """D's logits for the rows of d_in ([x, one-hot c] for a CGAN); a work
+        buffer. A projection D's last layer is handed the rows' labels first."""
+        if self.config.d_projection:
+            self.D.layers[-1].onehot = d_in[:, IMAGE_SIZE:]
+        return self.D.forward(d_in, train=train)
 
     def _spare_generator(self):
         """A second G of the same shape, for the average; built from a throwaway
@@ -255,7 +276,7 @@ class GAN(WorkBuffers):
             raise ValueError(f"x must be images of shape (N, {IMAGE_SIZE}), got {np.shape(x)}")
         if self.conditional:
             x = np.hstack([x, one_hot(labels, self.config.n_classes, self.dtype)])
-        logits = self.D(x.astype(self.dtype, copy=False))
+        logits = self.d_logits(x.astype(self.dtype, copy=False), train=False).copy()
         return 0.5 * (1 + np.tanh(0.5 * logits[:, 0]))
 
     def check_batch(self, x_real, labels=None):
@@ -301,7 +322,7 @@ class GAN(WorkBuffers):
         targets = self._buffer("d_targets", (2 * B, 1), self.dtype)
         targets[:B] = self.config.real_label
         targets[B:] = 0
-        loss_d, grad, prob = bce_with_logits(self.D.forward(d_in), targets)
+        loss_d, grad, prob = bce_with_logits(self.d_logits(d_in), targets)
         d_real, d_fake = float(prob[:B].mean()), float(prob[B:].mean())
         self.D.backward(grad, input_grad=False)   # gradients of D's three layers only
         self.opt_d.step()
@@ -310,7 +331,7 @@ class GAN(WorkBuffers):
         # loss = -mean log D(G(z))   (the non-saturating loss, eq-gloss in 21.1)
         ones = self._buffer("g_targets", (B, 1), self.dtype)
         ones[:] = 1
-        loss_g, grad, _ = bce_with_logits(self.D.forward(d_in[B:]), ones)
+        loss_g, grad, _ = bce_with_logits(self.d_logits(d_in[B:]), ones)
         grad_x = self.D.backward(grad, param_grads=False)  # through D, D's weights untouched
         self.G.backward(grad_x[:, :IMAGE_SIZE], input_grad=False)
         self.opt_g.step()
