@@ -1,8 +1,8 @@
 """The projection discriminator's last layer (Miyato & Koyama 2018), for the
-CGAN's D (chapter 21.5, the scoreboard).
+CGAN's D (chapter 21.2, eq-cgan-projection; measured in 21.5's scoreboard).
 
-The book's CGAN D reads the label only at its input, beside the 784 pixels,
-so by the last layer the label is one of 794 numbers mixed together. A
+A CGAN D that reads the label only at its input, beside the 784 pixels,
+has it as one of 794 numbers mixed together by the last layer. A
 projection D also lets the label pick part of the last layer itself: each
 class c owns a vector v_c, and with h the features reaching the last layer,
 
