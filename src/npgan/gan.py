@@ -52,7 +52,7 @@ class GANConfig:
     momentum: float = 0.0            # SGD only
     batch_size: int = 64
     real_label: float = 0.9          # one-sided label smoothing: real targets 0.9, fakes 0
-    ema_decay: float = 0.999         # β of the average of G's weights that samples use (average.py); 0: none
+    ema_decay: float = 0.9999        # β of the average of G's weights that samples use (average.py); 0: none
     lr_decay: float = 0.0            # the last fraction of the run in which both rates fall linearly to 0
     d_batch_std: int = 4             # D's last layer also reads its batch's spread, in groups of 4 (batchstd.py); 0: off
     d_projection: bool = False       # CGAN: the label also picks D's last weights (projection.py)
@@ -370,6 +370,11 @@ class CGAN(GAN):
 # is a projection D (projection.py): the spread alone had cost label accuracy
 # (98.5 % over 2 seeds against 98.9 %), with the projection it was 98.9 %
 # (99.06 and 98.83 %) at the same FD (1.4 times the floor) and Parzen 247 vs 244.
-models.register("gan", GANConfig, GAN, GANConfig, book_epochs=60)
-models.register("cgan", GANConfig, CGAN, lambda: GANConfig(n_classes=10, d_dropout=0.0, d_projection=True),
+# The GAN trains 70 epochs and averages over about 10,000 steps (β = 0.9999):
+# against the same recipe at 60 epochs with β = 0.999, validation Parzen rose
+# from 217.0 to 223.7 and FD fell from 3.4 to 3.2 times the floor (2 seeds each),
+# and 70 epochs still fit the 10-minute budget. The CGAN keeps 60 and 0.999.
+models.register("gan", GANConfig, GAN, GANConfig, book_epochs=70)
+models.register("cgan", GANConfig, CGAN,
+                lambda: GANConfig(n_classes=10, d_dropout=0.0, d_projection=True, ema_decay=0.999),
                 book_epochs=60)
