@@ -21,7 +21,7 @@ B = 16
 class TorchMLP:
     """The same MLP in PyTorch: leaf tensors W, b per layer, built from a flat vector."""
 
-    def __init__(self, theta, shapes, slope, output=None, batch_std=0):
+    def __init__(self, theta, shapes, slope, output=None, batch_std=0, projection_classes=0):
         self.params, start = [], 0
         self.batch_std = batch_std   # > 0: minibatch standard deviation before the last layer
         for n_in, n_out in shapes:
@@ -31,16 +31,23 @@ class TorchMLP:
             b = torch.tensor(theta[start:start + n_out].copy(), requires_grad=True)
             start += n_out
             self.params += [W, b]
+        self.V = None   # a projection D (projection.py): class vectors (k, F) after the last b
+        if projection_classes:
+            k, F_in = projection_classes, shapes[-1][0]
+            self.V = torch.tensor(theta[start:start + k * F_in].reshape(k, F_in).copy(), requires_grad=True)
         self.slope, self.output = slope, output
 
-    def __call__(self, x, masks=None):
+    def __call__(self, x, masks=None, labels=None):
         n = len(self.params) // 2
         for i in range(n):
             if self.batch_std and i == n - 1:
                 g = self.batch_std
                 spread = torch.sqrt(x.reshape(-1, g, x.shape[1]).var(dim=1, unbiased=False) + 1e-8)
                 x = torch.cat([x, spread.mean(dim=1).repeat_interleave(g)[:, None]], dim=1)
+            h = x
             x = x @ self.params[2 * i] + self.params[2 * i + 1]
+            if self.V is not None and i == n - 1:   # + h · v_y, v_y looked up by each row's label
+                x = x + (h * F.embedding(labels, self.V)).sum(dim=1, keepdim=True)
             if i < n - 1:
                 x = F.leaky_relu(x, self.slope) if self.slope else F.relu(x)
                 if masks is not None:
@@ -50,15 +57,26 @@ class TorchMLP:
         return x
 
     def flat(self, what="data"):
-        parts = [(p.grad if what == "grad" else p.detach()).reshape(-1) for p in self.params]
+        params = self.params + ([self.V] if self.V is not None else [])
+        parts = [(p.grad if what == "grad" else p.detach()).reshape(-1) for p in params]
         return torch.cat(parts).numpy().copy()
+
+
+def torch_d(theta, rec, cfg):
+    return TorchMLP(theta, rec["shapes_d"], rec["slope"], batch_std=cfg.d_batch_std,
+                    projection_classes=cfg.n_classes if cfg.d_projection else 0)
+
+
+def d_labels(rec, cfg, rows=slice(None)):
+    """The labels of D's input rows (from its one-hot columns), for a projection D."""
+    return torch.from_numpy(rec["d_in"][rows, 784:].argmax(axis=1)) if cfg.d_projection else None
 
 
 def torch_reference_step(rec, cfg, x_real, labels, theta_d, theta_g):
     """D step then G step in torch, from the recorded noise/labels/masks. Returns
     (D loss, G loss, dD, dG, D weights used by the G step)."""
     k = cfg.n_classes
-    D = TorchMLP(theta_d, rec["shapes_d"], rec["slope"], batch_std=cfg.d_batch_std)
+    D = torch_d(theta_d, rec, cfg)
     G = TorchMLP(theta_g, rec["shapes_g"], rec["slope"], "tanh")
     g_in = torch.from_numpy(rec["g_in"])
     fake_c = torch.from_numpy(rec["d_in"][x_real.shape[0]:, 784:])
@@ -69,18 +87,21 @@ def torch_reference_step(rec, cfg, x_real, labels, theta_d, theta_g):
     d_in = torch.cat([real, torch.cat([fake.detach(), fake_c], dim=1)])
     targets = torch.cat([torch.full((len(x_real), 1), cfg.real_label, dtype=torch.float64),
                          torch.zeros(len(x_real), 1, dtype=torch.float64)])
-    loss_d = F.binary_cross_entropy_with_logits(D(d_in, rec["masks_d"]), targets)
+    loss_d = F.binary_cross_entropy_with_logits(D(d_in, rec["masks_d"], d_labels(rec, cfg)), targets)
     loss_d.backward()
     grad_d = D.flat("grad")
     return D, G, fake, fake_c, loss_d, grad_d
 
 
-@pytest.mark.parametrize("n_classes,dropout,batch_std", [(0, 0.0, 0), (0, 0.3, 0), (10, 0.3, 0),
-                                                        (0, 0.3, 4), (10, 0.0, 4)])
-def test_gradients_match_torch_autograd(gc, n_classes, dropout, batch_std):
+@pytest.mark.parametrize("n_classes,dropout,batch_std,projection",
+                         [(0, 0.0, 0, False), (0, 0.3, 0, False), (10, 0.3, 0, False),
+                          (0, 0.3, 4, False), (10, 0.0, 4, False), (10, 0.0, 4, True), (10, 0.3, 0, True)])
+def test_gradients_match_torch_autograd(gc, n_classes, dropout, batch_std, projection):
     cfg = GANConfig(n_classes=n_classes, dtype="float64", batch_size=B, d_dropout=dropout,
-                    real_label=0.9, d_batch_std=batch_std)
+                    real_label=0.9, d_batch_std=batch_std, d_projection=projection)
     model = build(cfg, seed=1)
+    if projection:   # the class vectors start at 0: make them matter
+        model.D.layers[-1].V[...] = np.random.default_rng(5).normal(0, 0.5, model.D.layers[-1].V.shape)
     rng = np.random.default_rng(2)
     x_real = rng.uniform(-1, 1, (B, 784))
     labels = rng.integers(0, 10, B) if n_classes else None
@@ -90,9 +111,10 @@ def test_gradients_match_torch_autograd(gc, n_classes, dropout, batch_std):
         rec, cfg, x_real, labels, rec["thD0"], rec["thG0"])
     np.testing.assert_allclose(rec["d_in"][B:, :784], fake.detach().numpy(), rtol=0, atol=1e-13)
     # G step in torch: through D with the UPDATED weights, the G step's masks, targets 1
-    D1 = TorchMLP(rec["thD1"], rec["shapes_d"], rec["slope"], batch_std=cfg.d_batch_std)
+    D1 = torch_d(rec["thD1"], rec, cfg)
     loss_g = F.binary_cross_entropy_with_logits(
-        D1(torch.cat([fake, fake_c], dim=1), rec["masks_g"]), torch.ones(B, 1, dtype=torch.float64))
+        D1(torch.cat([fake, fake_c], dim=1), rec["masks_g"], d_labels(rec, cfg, slice(B, None))),
+        torch.ones(B, 1, dtype=torch.float64))
     loss_g.backward()
     grad_g = G.flat("grad")
 
@@ -100,7 +122,8 @@ def test_gradients_match_torch_autograd(gc, n_classes, dropout, batch_std):
     assert rec["losses"][1] == pytest.approx(loss_g.item(), rel=1e-12)
     err_d = gc.rel_error(rec["gD"], grad_d)
     err_g = gc.rel_error(rec["gG"], grad_g)
-    name = f"{'CGAN' if n_classes else 'GAN'} dropout={dropout} batch_std={batch_std}"
+    name = f"{'CGAN' if n_classes else 'GAN'} dropout={dropout} batch_std={batch_std}" + \
+        (" projection" if projection else "")
     gc.measured(f"torch D grads [{name}]", err_d)
     gc.measured(f"torch G grads [{name}]", err_g)
     assert err_d < 1e-10 and err_g < 1e-10, (err_d, err_g)
@@ -143,7 +166,7 @@ def test_adam_train_steps_match_torch_adam(gc, n_classes):
         targets = torch.cat([torch.full((B, 1), cfg.real_label, dtype=torch.float64),
                              torch.zeros(B, 1, dtype=torch.float64)])
         opt_d.zero_grad()
-        loss_d = F.binary_cross_entropy_with_logits(D(d_in, rec["masks_d"]), targets)
+        loss_d = F.binary_cross_entropy_with_logits(D(d_in, rec["masks_d"], d_labels(rec, cfg)), targets)
         loss_d.backward()
         opt_d.step()
         # G step through the updated D
