@@ -96,7 +96,6 @@ def test_train_step_gradients_match_finite_differences(gc, case):
     watch = gc.KinkWatch()
 
     proj_d = d_in[:, 784:] if cfg.d_projection else None   # the labels, for a projection D
-    proj_g = d_in[B:, 784:] if cfg.d_projection else None
 
     def d_loss():
         signs = []
@@ -119,7 +118,7 @@ def test_train_step_gradients_match_finite_differences(gc, case):
         signs = []
         fake = gc.ref_mlp(theta_g, shapes_g, g_in, slope, "tanh", None, signs)
         z = gc.ref_mlp(theta_d1, shapes_d, np.hstack([fake, labels_part]), slope, None,
-                       rec["masks_g"], signs, cfg.d_batch_std, proj_g)
+                       rec["masks_g"], signs, cfg.d_batch_std, labels_part if cfg.d_projection else None)
         watch_g.check(signs)
         return float(np.mean(gc.softplus(-z)))
 

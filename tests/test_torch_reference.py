@@ -151,7 +151,7 @@ def test_adam_train_steps_match_torch_adam(gc, n_classes):
         labels = rng.integers(0, 10, B) if n_classes else None
         rec = gc.record_train_step(model, x_real, labels)
         if D is None:  # torch twins with the initial weights and their own Adam
-            D = TorchMLP(rec["thD0"], rec["shapes_d"], rec["slope"], batch_std=cfg.d_batch_std)
+            D = torch_d(rec["thD0"], rec, cfg)
             G = TorchMLP(rec["thG0"], rec["shapes_g"], rec["slope"], "tanh")
             opt_d = torch.optim.Adam(D.params, lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2), eps=1e-8)
             opt_g = torch.optim.Adam(G.params, lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2), eps=1e-8)

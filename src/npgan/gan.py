@@ -111,12 +111,13 @@ class GANConfig:
         """Weights and biases of G and D together, from the sizes alone (nothing
         is allocated). A family whose networks differ overrides it."""
         k = self.n_classes
-        return sum((n_in + 1) * n_out
+        mlps = sum((n_in + 1) * n_out
                    for sizes in ((self.latent_dim + k, *self.g_hidden, IMAGE_SIZE),
                                  (IMAGE_SIZE + k, *self.d_hidden, 1))
-                   for n_in, n_out in zip(sizes[:-1], sizes[1:])) + (1 if self.d_batch_std else 0) \
-            + (k * ((self.d_hidden[-1] if self.d_hidden else IMAGE_SIZE + k) + (1 if self.d_batch_std else 0))
-               if self.d_projection else 0)
+                   for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+        spread = 1 if self.d_batch_std else 0     # D's last layer reads one more number
+        head_in = (self.d_hidden[-1] if self.d_hidden else IMAGE_SIZE + k) + spread
+        return mlps + spread + (k * head_in if self.d_projection else 0)   # + V (k, head_in)
 
     def to_json(self):
         return json.dumps(asdict(self))
