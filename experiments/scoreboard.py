@@ -103,6 +103,10 @@ LEVERS = {
         "dropout 0.15": {"d_dropout": 0.15},
         "D 32/32": {"d_channels": (32, 32)},
         "G 64/16": {"g_channels": (64, 16)},
+        "EMA 0.999": {"ema_decay": 0.999},
+        # D's last Linear also reads the batch's spread (batchstd.py), as the MLP GAN's D
+        "batch std": {"d_batch_std": 4},
+        "batch std, dropout 0.15": {"d_batch_std": 4, "d_dropout": 0.15},
     },
     # no levers: only the seed spread of the book's own recipe (--final)
     "infogan": {"book": {}},

@@ -186,9 +186,10 @@ def record_train_step(model, x_real, labels=None):
     finally:
         model.opt_d.step, model.opt_g.step = step_d, step_g
     cfg, B = model.config, x_real.shape[0]
-    def buffer(name, rows, owner=model):   # owner's work buffer of that name for this batch size
-        (found,) = [v for (n, shape, _), v in owner._buffers.items() if n == name and shape[0] == rows]
-        return found.copy()
+    def buffer(name, rows, owner=model, batch_axis=0):   # owner's work buffer of that name for this batch size
+        (found,) = [v for (n, shape, _), v in owner._buffers.items()
+                    if n == name and shape[batch_axis] == rows]
+        return np.moveaxis(found, batch_axis, 0).copy()
 
     rec["d_in"], rec["g_in"] = buffer("d_in", 2 * B), buffer("g_in", B)
     rec["gD_end"] = model.D.flat_grads.copy()
@@ -196,8 +197,11 @@ def record_train_step(model, x_real, labels=None):
     rec["thG_end"] = model.G.flat_params.copy()
     drops = dropouts(model.D)
     if drops and cfg.d_dropout > 0:   # (B, features) masks, or (B, C, H, W) after a conv
-        rec["masks_d"] = [buffer("mask", 2 * B, d) for d in drops]
-        rec["masks_g"] = [buffer("mask", B, d) for d in drops]
+        # a conv D built batch-last (conv.py) keeps its maps, and so its masks (all
+        # before the Flatten), as (C, H, W, B)
+        axis = -1 if any(getattr(layer, "batch_last", False) for layer in model.D.layers) else 0
+        rec["masks_d"] = [buffer("mask", 2 * B, d, axis) for d in drops]
+        rec["masks_g"] = [buffer("mask", B, d, axis) for d in drops]
     else:
         rec["masks_d"] = rec["masks_g"] = None
     rec["shapes_d"] = [layer.W.shape for layer in model.D.layers if hasattr(layer, "W")]

@@ -103,14 +103,16 @@ def test_checkpoint_keeps_the_batch_std_discriminator(tmp_path):
     np.testing.assert_array_equal(model.D(x), loaded.D(x))
 
 
-def test_conv_and_infogan_discriminators_refuse_the_batch_spread():
+def test_infogan_refuses_the_batch_spread_and_the_conv_d_reads_it_last():
     from npgan import DCGANConfig, InfoGANConfig
 
     assert DCGANConfig().d_batch_std == 0 and InfoGANConfig().d_batch_std == 0
     with pytest.raises(ValueError, match="d_batch_std=0"):
-        build(DCGANConfig(d_batch_std=4))
-    with pytest.raises(ValueError, match="d_batch_std=0"):
         build(InfoGANConfig(d_batch_std=4))
+    # the DCGAN's D: the spread of its flattened 7×7 maps, just before its last Linear
+    *_, spread, last = build(DCGANConfig(d_batch_std=4)).D.layers
+    assert isinstance(spread, MinibatchStd) and spread.group_size == 4
+    assert last.W.shape == (64 * 49 + 1, 1)
 
 
 def test_older_checkpoints_load_without_the_batch_spread():

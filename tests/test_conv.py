@@ -5,7 +5,8 @@ odd shapes included (5×7 inputs, stride 2, padding 1, non-square)."""
 import numpy as np
 import pytest
 
-from npgan.conv import BatchNorm, Conv2d, ConvTranspose2d, Flatten, Reshape
+from npgan.batchnorm import BatchNorm
+from npgan.conv import Conv2d, ConvTranspose2d, Flatten, Reshape
 from npgan.layers import ReLU, Sequential
 
 # (batch, c_in, height, width, c_out, kernel, stride, padding)
@@ -188,3 +189,74 @@ def test_upsample_matches_finite_differences_and_torch(gc):
     yt.backward(torch.tensor(weights))
     np.testing.assert_array_equal(layer.forward(x), yt.detach().numpy())
     assert gc.rel_error(dx, xt.grad.numpy()) < 1e-13
+
+
+# ---- batch_last: the same layers on (C, H, W, B) maps (what the DCGAN's networks use)
+
+def to_batch_last(a):
+    return np.ascontiguousarray(np.moveaxis(a, 0, -1))
+
+
+def from_batch_last(a):
+    return np.moveaxis(a, -1, 0)
+
+
+def twin(layer_class, *args, **kwargs):
+    """The same layer twice, NCHW and batch-last, with identical weights."""
+    nchw, last = layer_class(*args, **kwargs), layer_class(*args, **kwargs, batch_last=True)
+    for name in nchw.params:
+        getattr(last, name)[...] = getattr(nchw, name)
+    return nchw, last
+
+
+def assert_same_in_both_layouts(nchw, last, x, rng, atol=0.0):
+    """Forward and backward of the two twins on the same input, moved to the
+    other layout: outputs, input gradients and parameter gradients agree."""
+    y = nchw.forward(x.copy()).copy()
+    y_last = last.forward(to_batch_last(x)).copy()
+    np.testing.assert_allclose(from_batch_last(y_last), y, rtol=0, atol=atol)
+    g = rng.normal(size=y.shape)
+    dx = nchw.backward(g.copy()).copy()
+    dx_last = last.backward(to_batch_last(g))
+    np.testing.assert_allclose(from_batch_last(dx_last), dx, rtol=0, atol=atol)
+    for name in nchw.params:
+        np.testing.assert_allclose(getattr(last, "d" + name), getattr(nchw, "d" + name),
+                                   rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("shape", CONV_SHAPES, ids=label)
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_conv_layers_agree_in_both_layouts(name, shape):
+    B, C, H, W, Co, k, s, p = shape
+    rng = np.random.default_rng(4)
+    nchw, last = twin(LAYERS[name], C, Co, k, s, p, rng=rng, dtype=np.float64)
+    nchw.b[...] = last.b[...] = rng.normal(0, 0.5, Co)
+    # the same products on the same numbers (dL/db: a sum in another order)
+    assert_same_in_both_layouts(nchw, last, rng.normal(size=(B, C, H, W)), rng, atol=1e-12)
+
+
+@pytest.mark.parametrize("group_size", [None, 3])
+def test_batchnorm_and_upsample_agree_in_both_layouts(group_size):
+    from npgan.conv import Upsample
+
+    rng = np.random.default_rng(6)
+    nchw, last = twin(BatchNorm, 4, dtype=np.float64, group_size=group_size)
+    nchw.gamma[...] = last.gamma[...] = rng.normal(1, 0.5, 4)
+    x = rng.normal(size=(6, 4, 5, 3)) * 2 + 1
+    assert_same_in_both_layouts(nchw, last, x, rng, atol=1e-13)    # sums in another order
+    np.testing.assert_allclose(last.running_mean, nchw.running_mean, rtol=1e-13)
+    np.testing.assert_allclose(last.running_var, nchw.running_var, rtol=1e-13)
+    np.testing.assert_allclose(from_batch_last(last.forward(to_batch_last(x), train=False)),
+                               nchw.forward(x, train=False), rtol=0, atol=1e-13)
+    assert_same_in_both_layouts(*twin(Upsample, 2), rng.normal(size=(2, 3, 5, 7)), rng, atol=1e-13)
+
+
+def test_reshape_and_flatten_move_between_rows_and_batch_last_maps():
+    rng = np.random.default_rng(8)
+    rows = rng.normal(size=(5, 2 * 3 * 4))
+    to_maps, to_rows = Reshape(2, 3, 4, batch_last=True), Flatten(batch_last=True)
+    maps = to_maps.forward(rows)
+    np.testing.assert_array_equal(maps, to_batch_last(rows.reshape(5, 2, 3, 4)))
+    np.testing.assert_array_equal(to_rows.forward(maps), rows)
+    g = rng.normal(size=(5, 24))
+    np.testing.assert_array_equal(to_maps.backward(to_rows.backward(g)), g)

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from npgan import DCGAN, DCGANConfig, book_config, build, checkpoint
-from npgan.conv import BatchNorm, Conv2d, ConvTranspose2d, Flatten, Reshape, Upsample
+from npgan.batchnorm import BatchNorm
+from npgan.conv import Conv2d, ConvTranspose2d, Flatten, Reshape, Upsample
+from npgan.batchstd import MinibatchStd
 from npgan.layers import Dropout, LeakyReLU, Linear, ReLU, Tanh
 
 B = 3
@@ -46,8 +48,11 @@ def softplus(z):
 
 CASES = {"BN separate": {}, "BN mixed": dict(d_bn_batches="mixed"),
          "no BN": dict(batch_norm=False, d_batch_norm=False),
-         "resize-conv G, no BN in D": dict(g_upsample="resize", d_batch_norm=False)}
-SEEDS = {"no BN": 9}   # seeds whose finite differences cross no ReLU kink
+         "resize-conv G, no BN in D": dict(g_upsample="resize", d_batch_norm=False),
+         # the batch spread (batchstd.py) before D's last Linear: one group of B in the
+         # G step, two (reals, fakes) in the D step
+         "batch std, no BN in D": dict(d_batch_norm=False, d_batch_std=B)}
+SEEDS = {"no BN": 9, "batch std, no BN in D": 3}   # seeds whose finite differences cross no ReLU kink
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -120,8 +125,10 @@ def torch_forward(net, params, x, torch, train=True, groups=1):
     F = torch.nn.functional
     for layer, p in zip(net.layers, params):
         if isinstance(layer, Dropout):
-            key = ("mask", tuple(x.shape), np.dtype(np.float64))
-            x = x * torch.from_numpy(layer._buffers[key].copy())
+            batch_last = x.ndim == 4 and getattr(net.layers[0], "batch_last", False)
+            shape = tuple(x.shape[1:] + x.shape[:1]) if batch_last else tuple(x.shape)
+            mask = layer._buffers[("mask", shape, np.dtype(np.float64))]   # npgan's (C, H, W, B)
+            x = x * torch.from_numpy(np.moveaxis(mask, -1, 0).copy() if batch_last else mask.copy())
             continue
         if isinstance(layer, Linear):
             x = x @ p[0] + p[1]
@@ -148,6 +155,11 @@ def torch_forward(net, params, x, torch, train=True, groups=1):
             x = F.relu(x)
         elif isinstance(layer, Tanh):
             x = torch.tanh(x)
+        elif isinstance(layer, MinibatchStd):   # batchstd.py: each group's mean σ as one more column
+            g = layer.group_size
+            groups = x.reshape(x.shape[0] // g, g, -1)
+            sigma = torch.sqrt(groups.var(dim=1, unbiased=False) + layer.eps).mean(dim=1)
+            x = torch.cat([x, sigma.repeat_interleave(g)[:, None]], dim=1)
         else:
             raise TypeError(type(layer).__name__)
     return x
@@ -159,11 +171,12 @@ def flat_grad(params, torch):
 
 TORCH_CASES = {**CASES, "resize-conv G, no BN in D, dropout": dict(
     g_upsample="resize", d_batch_norm=False, d_dropout=0.3),
+    "batch std 4, dropout": dict(d_batch_norm=False, d_dropout=0.3, d_batch_std=4),
     "book recipe": {k: v for k, v in vars(book_config("dcgan")).items() if k != "batch_size"}}
 
 
 @pytest.mark.parametrize("case", ["BN separate", "BN mixed", "resize-conv G, no BN in D, dropout",
-                                  "book recipe"])
+                                  "batch std 4, dropout", "book recipe"])
 def test_dcgan_train_step_matches_torch(gc, case):
     torch = pytest.importorskip("torch", reason="PyTorch is not installed")
     F = torch.nn.functional
@@ -247,6 +260,8 @@ def test_bad_configs_are_refused():
         DCGAN(DCGANConfig(g_channels=(8,)))
     with pytest.raises(ValueError, match="unconditional"):
         DCGAN(DCGANConfig(n_classes=10))
+    with pytest.raises(ValueError, match="d_batch_std must be"):
+        DCGAN(DCGANConfig(d_batch_std=5))   # does not divide the batch of 64
     assert DCGANConfig.from_json(DCGANConfig().to_json()) == DCGANConfig()
 
 
@@ -295,7 +310,8 @@ def test_fashion_evaluator_is_cached_apart():
 
 
 @pytest.mark.parametrize("settings", [{}, dict(g_upsample="resize"), dict(batch_norm=False),
-                                      dict(g_channels=(8, 4), d_channels=(4, 8), d_batch_norm=False)])
+                                      dict(g_channels=(8, 4), d_channels=(4, 8), d_batch_norm=False),
+                                      dict(d_batch_std=4)])
 def test_weight_count_from_the_config_matches_the_networks(settings):
     """DCGANConfig.num_parameters (what the MAX_PARAMETERS check uses) counts the
     conv networks themselves (it had counted an MLP with no hidden layers)."""

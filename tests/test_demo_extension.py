@@ -70,13 +70,13 @@ def test_the_page_script_knows_every_layer_type_the_exporter_writes():
 def _sample(layer_class):
     """A small instance of an exportable layer class."""
     import numpy as np
-    from npgan import conv, layers
+    from npgan import batchnorm, conv, layers
 
     rng = np.random.default_rng(0)
     makers = {layers.Linear: lambda: layers.Linear(3, 2, rng),
               layers.LeakyReLU: lambda: layers.LeakyReLU(0.2),
               layers.Dropout: lambda: layers.Dropout(0.5, rng),
               conv.Reshape: lambda: conv.Reshape(1, 2, 2),
-              conv.BatchNorm: lambda: conv.BatchNorm(2),
+              batchnorm.BatchNorm: lambda: batchnorm.BatchNorm(2),
               conv.ConvTranspose2d: lambda: conv.ConvTranspose2d(2, 1, 4, 2, 1, rng)}
     return makers.get(layer_class, layer_class)()

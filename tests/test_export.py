@@ -119,7 +119,7 @@ def test_exported_dcgan_reproduces_npgan():
     model = models.build(models.book_config("dcgan"), seed=1)
     rng = np.random.default_rng(2)
     for layer in model.G.layers:   # batch-norm statistics as after training, not the initial 0 and 1
-        if isinstance(layer, npgan.conv.BatchNorm):
+        if isinstance(layer, npgan.batchnorm.BatchNorm):
             layer.running_mean[...] = rng.normal(0, 0.3, layer.running_mean.shape)
             layer.running_var[...] = rng.uniform(0.5, 2.0, layer.running_var.shape)
             layer.beta[...] = rng.normal(0, 0.1, layer.beta.shape)

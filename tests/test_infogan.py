@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from npgan import InfoGAN, InfoGANConfig, checkpoint, train
-from npgan.conv import set_batch_groups
+from npgan.batchnorm import set_batch_groups
 from npgan.losses import gaussian_nll
 
 B = 4

@@ -1,7 +1,7 @@
 """Convolution layers for images, NCHW (chapter 21.4, DCGAN).
 
-Conv2d, ConvTranspose2d, BatchNorm, Reshape and Flatten, in the explicit
-forward/backward style of layers.py. A convolution is turned into ONE large
+Conv2d, ConvTranspose2d, Upsample, Reshape and Flatten, in the explicit
+forward/backward style of layers.py (BatchNorm: batchnorm.py). A convolution is turned into ONE large
 matrix multiply (im2col): every k×k patch of the input becomes a column of a
 matrix, and the kernel a matrix of shape (out channels, C·k·k).
 
@@ -16,10 +16,13 @@ share the same two helpers, with the roles swapped.
 Speed: inside the two convolution layers the maps are kept channel-first
 and batch-last, (C, H, W, B), so that every im2col copy and every col2im
 addition runs along B contiguous numbers (with NCHW the innermost run would
-be a row of 7 or 14 pixels, and NumPy's per-run overhead would dominate). The
-layers still take and return NCHW arrays; the one transpose at each end
-(``to_chwb``, ``from_chwb``) replaces a copy that is needed anyway (padding,
-the bias).
+be a row of 7 or 14 pixels, and NumPy's per-run overhead would dominate).
+On their own the layers take and return NCHW arrays, with one transpose at
+each end (``to_chwb``, ``from_chwb``). Built with ``batch_last=True`` (as the
+DCGAN's networks are), every 4-D layer here takes and returns (C, H, W, B)
+maps instead, so the maps stay batch-last from the first Reshape to the last
+Flatten, and only those two transpose. The arithmetic is the same in both
+layouts (the tests compare them).
 
 Weights have PyTorch's shapes: Conv2d (C_out, C_in, k, k), ConvTranspose2d
 (C_in, C_out, k, k), so that the tests can hand the same arrays to torch.
@@ -105,34 +108,42 @@ class Conv2d(Layer):
     params = ("W", "b")
 
     def __init__(self, c_in, c_out, k, stride=1, padding=0, rng=None, gain=np.sqrt(2.0),
-                 dtype=np.float32):
+                 dtype=np.float32, batch_last=False):
         super().__init__()
         rng = rng if rng is not None else np.random.default_rng(0)
-        self.k, self.stride, self.padding = k, stride, padding
+        self.k, self.stride, self.padding, self.batch_last = k, stride, padding, batch_last
         self.W = _kernel_init(rng, (c_out, c_in, k, k), c_in * k * k, gain, dtype)
         self.b = np.zeros(c_out, dtype=dtype)
         self.dW = np.zeros_like(self.W)
         self.db = np.zeros_like(self.b)
 
     def forward(self, x, train=True):
-        B, C, H, W = x.shape
+        C, H, W, B = x.shape if self.batch_last else x.shape[1:] + x.shape[:1]
         k, s, p, F = self.k, self.stride, self.padding, self.W.shape[0]
         Ho, Wo = conv_out_size(H, k, s, p), conv_out_size(W, k, s, p)
         dt = self.W.dtype
         xp = self._buffer("xp", (C, H + 2 * p, W + 2 * p, B), dt)   # borders stay 0
-        to_chwb(x, xp[:, p:p + H, p:p + W])
+        if self.batch_last:
+            xp[:, p:p + H, p:p + W] = x
+        else:
+            to_chwb(x, xp[:, p:p + H, p:p + W])
         self.cols = im2col(xp, k, s, (Ho, Wo), self._buffer("cols", (C, k, k, Ho, Wo, B), dt))
-        self.x_shape, self.out_hw = x.shape, (Ho, Wo)
+        self.x_shape, self.chwb_shape, self.out_hw = x.shape, (C, H, W, B), (Ho, Wo)
         y_mat = self._buffer("y_mat", (F, Ho, Wo, B), dt)
         np.matmul(self.W.reshape(F, -1), self.cols.reshape(C * k * k, -1), out=y_mat.reshape(F, -1))
         y_mat += self.b[:, None, None, None]
+        if self.batch_last:
+            return y_mat
         return from_chwb(y_mat, self._buffer("y", (B, F, Ho, Wo), dt))
 
     def backward(self, grad, param_grads=True, input_grad=True):
-        B, C, H, W = self.x_shape
+        C, H, W, B = self.chwb_shape
         k, s, p, F = self.k, self.stride, self.padding, self.W.shape[0]
         dt = self.W.dtype
-        g_mat = to_chwb(grad, self._buffer("g_mat", (F,) + self.out_hw + (B,), dt))
+        if self.batch_last:
+            g_mat = np.ascontiguousarray(grad)
+        else:
+            g_mat = to_chwb(grad, self._buffer("g_mat", (F,) + self.out_hw + (B,), dt))
         g2 = g_mat.reshape(F, -1)
         if param_grads:
             np.matmul(g2, self.cols.reshape(C * k * k, -1).T, out=self.dW.reshape(F, -1))
@@ -142,6 +153,10 @@ class Conv2d(Layer):
         dcols = self._buffer("dcols", self.cols.shape, dt)
         np.matmul(self.W.reshape(F, -1).T, g2, out=dcols.reshape(C * k * k, -1))
         dxp = col2im(dcols, s, self._buffer("dxp", (C, H + 2 * p, W + 2 * p, B), dt))
+        if self.batch_last:
+            dx = self._buffer("dx", (C, H, W, B), dt)
+            dx[...] = dxp[:, p:p + H, p:p + W]
+            return dx
         return from_chwb(dxp[:, p:p + H, p:p + W], self._buffer("dx", self.x_shape, dt))
 
 
@@ -158,10 +173,10 @@ class ConvTranspose2d(Layer):
     params = ("W", "b")
 
     def __init__(self, c_in, c_out, k, stride=1, padding=0, rng=None, gain=np.sqrt(2.0),
-                 dtype=np.float32):
+                 dtype=np.float32, batch_last=False):
         super().__init__()
         rng = rng if rng is not None else np.random.default_rng(0)
-        self.k, self.stride, self.padding = k, stride, padding
+        self.k, self.stride, self.padding, self.batch_last = k, stride, padding, batch_last
         # fan-in of an output pixel: each sees about c_in·k²/s² input terms
         self.W = _kernel_init(rng, (c_in, c_out, k, k), c_in * k * k / stride**2, gain, dtype)
         self.b = np.zeros(c_out, dtype=dtype)
@@ -169,140 +184,47 @@ class ConvTranspose2d(Layer):
         self.db = np.zeros_like(self.b)
 
     def forward(self, x, train=True):
-        B, C, H, W = x.shape
+        C, H, W, B = x.shape if self.batch_last else x.shape[1:] + x.shape[:1]
         k, s, p, F = self.k, self.stride, self.padding, self.W.shape[1]
         Hf, Wf = (H - 1) * s + k, (W - 1) * s + k     # before cropping the padding
         dt = self.W.dtype
-        self.x_shape, self.full_hw = x.shape, (Hf, Wf)
-        x_mat = self.x_mat = to_chwb(x, self._buffer("x_mat", (C, H, W, B), dt))
+        self.x_shape, self.chwb_shape, self.full_hw = x.shape, (C, H, W, B), (Hf, Wf)
+        if self.batch_last:   # kept for dL/dW: the layer before does not overwrite it within a step
+            x_mat = self.x_mat = np.ascontiguousarray(x)
+        else:
+            x_mat = self.x_mat = to_chwb(x, self._buffer("x_mat", (C, H, W, B), dt))
         cols = self._buffer("cols", (F, k, k, H, W, B), dt)
         np.matmul(self.W.reshape(C, -1).T, x_mat.reshape(C, -1), out=cols.reshape(F * k * k, -1))
         yp = col2im(cols, s, self._buffer("yp", (F, Hf, Wf, B), dt))
         inner = yp[:, p:Hf - p, p:Wf - p]
+        if self.batch_last:
+            return np.add(inner, self.b[:, None, None, None],
+                          out=self._buffer("y", (F, Hf - 2 * p, Wf - 2 * p, B), dt))
         inner += self.b[:, None, None, None]
         return from_chwb(inner, self._buffer("y", (B, F, Hf - 2 * p, Wf - 2 * p), dt))
 
     def backward(self, grad, param_grads=True, input_grad=True):
-        B, C, H, W = self.x_shape
+        C, H, W, B = self.chwb_shape
         k, s, p, F = self.k, self.stride, self.padding, self.W.shape[1]
         Hf, Wf = self.full_hw
         dt = self.W.dtype
         gp = self._buffer("gp", (F, Hf, Wf, B), dt)    # borders stay 0
-        to_chwb(grad, gp[:, p:Hf - p, p:Wf - p])
+        if self.batch_last:
+            gp[:, p:Hf - p, p:Wf - p] = grad
+        else:
+            to_chwb(grad, gp[:, p:Hf - p, p:Wf - p])
         cols = im2col(gp, k, s, (H, W), self._buffer("gcols", (F, k, k, H, W, B), dt))
         c2 = cols.reshape(F * k * k, -1)
         if param_grads:
             np.matmul(self.x_mat.reshape(C, -1), c2.T, out=self.dW.reshape(C, -1))
-            np.sum(grad, axis=(0, 2, 3), out=self.db)
+            np.sum(grad, axis=(1, 2, 3) if self.batch_last else (0, 2, 3), out=self.db)
         if not input_grad:
             return None
         dx_mat = self._buffer("dx_mat", (C, H, W, B), dt)
         np.matmul(self.W.reshape(C, -1), c2, out=dx_mat.reshape(C, -1))
+        if self.batch_last:
+            return dx_mat
         return from_chwb(dx_mat, self._buffer("dx", self.x_shape, dt))
-
-
-def _channel_sums(a):
-    """Σ over the rows of each group and the pixels: (G, b, C, P) → (G, 1, C, 1).
-    (einsum's single-operand sum measured 20-30× faster than a.sum(axis=(1, 3)) here.)"""
-    return np.einsum("gbcp->gc", a)[:, None, :, None]
-
-
-class BatchNorm(Layer):
-    """Batch normalisation (Ioffe & Szegedy 2015) of (B, F) or (B, C, H, W) inputs,
-    per feature / channel c, over the batch (and the pixels):
-
-        x̂ = (x − μ_B) / sqrt(σ²_B + ε),   y = γ x̂ + β
-
-    In training μ_B, σ²_B are the batch's own (biased variance); the running
-    averages (momentum 0.1, unbiased variance, as PyTorch) are kept for
-    evaluation (train=False), where y = γ (x − running_mean)/sqrt(running_var + ε) + β.
-
-    ``group_size``: if set and the batch holds several groups of that many rows,
-    each group is normalised with its own statistics ("ghost" batches). The
-    DCGAN uses it to normalise D's real and fake halves separately (dcgan.py).
-
-    Backward, with n values per channel and group and ĝ = dL/dx̂ = γ g:
-        dL/dγ = Σ g x̂,  dL/dβ = Σ g,  dL/dx = (ĝ − mean(ĝ) − x̂ mean(ĝ x̂)) / sqrt(σ²_B + ε)
-    """
-
-    params = ("gamma", "beta")
-    buffers = ("running_mean", "running_var")
-
-    def __init__(self, n_features, momentum=0.1, eps=1e-5, dtype=np.float32, group_size=None):
-        super().__init__()
-        self.momentum, self.eps, self.group_size = momentum, eps, group_size
-        self.gamma = np.ones(n_features, dtype=dtype)
-        self.beta = np.zeros(n_features, dtype=dtype)
-        self.dgamma = np.zeros_like(self.gamma)
-        self.dbeta = np.zeros_like(self.beta)
-        self.running_mean = np.zeros(n_features, dtype=dtype)
-        self.running_var = np.ones(n_features, dtype=dtype)
-
-    def _grouped(self, a):
-        """(B, C[, H, W]) → (groups, B/groups, C, pixels), a view."""
-        B, C = a.shape[:2]
-        g = B // self.group_size if self.group_size and B % self.group_size == 0 else 1
-        return a.reshape(g, B // g, C, -1)
-
-    def forward(self, x, train=True):
-        dt = self.gamma.dtype
-        gamma, beta = self.gamma[:, None], self.beta[:, None]    # (C, 1)
-        y = self._buffer("y", x.shape, dt)
-        if not train:
-            scale = gamma / np.sqrt(self.running_var[:, None] + dt.type(self.eps))
-            shift = beta - self.running_mean[:, None] * scale
-            yg = self._grouped(y)
-            np.multiply(self._grouped(x), scale, out=yg)
-            yg += shift
-            return y
-        xg = self._grouped(x)
-        n = xg.shape[1] * xg.shape[3]
-        mean = _channel_sums(xg) / dt.type(n)                     # (G, 1, C, 1)
-        xhat = self.xhat = self._buffer("xhat", x.shape, dt)
-        xh = self._grouped(xhat)
-        np.subtract(xg, mean, out=xh)
-        squares = self._grouped(self._buffer("scratch", x.shape, dt))
-        var = _channel_sums(np.multiply(xh, xh, out=squares)) / dt.type(n)
-        self.inv_std = 1 / np.sqrt(var + dt.type(self.eps))
-        xh *= self.inv_std
-        np.multiply(xh, gamma, out=self._grouped(y))
-        self._grouped(y)[...] += beta
-        m = self.momentum
-        batch_mean, batch_var = mean.mean(axis=(0, 1, 3)), var.mean(axis=(0, 1, 3))
-        self.running_mean *= 1 - m
-        self.running_mean += (m * batch_mean).astype(dt)
-        self.running_var *= 1 - m
-        self.running_var += (m * batch_var * n / max(n - 1, 1)).astype(dt)
-        return y
-
-    def backward(self, grad, param_grads=True, input_grad=True):
-        dt = self.gamma.dtype
-        gg, xh = self._grouped(grad), self._grouped(self.xhat)
-        n = gg.shape[1] * gg.shape[3]
-        sum_g = _channel_sums(gg)                                           # (G, 1, C, 1)
-        products = self._grouped(self._buffer("scratch", grad.shape, dt))
-        sum_gx = _channel_sums(np.multiply(gg, xh, out=products))
-        if param_grads:
-            self.dgamma[...] = sum_gx.sum(axis=(0, 1, 3))
-            self.dbeta[...] = sum_g.sum(axis=(0, 1, 3))
-        if not input_grad:
-            return None
-        dx = self._buffer("dx", grad.shape, dt)
-        dg = self._grouped(dx)
-        # dL/dx = γ/σ · (g − mean(g) − x̂ mean(g x̂)), means per channel and group
-        np.multiply(xh, sum_gx / dt.type(n), out=dg)
-        np.subtract(gg, dg, out=dg)
-        dg -= sum_g / dt.type(n)
-        dg *= self.inv_std * self.gamma[:, None]
-        return dx
-
-
-def set_batch_groups(net, group_size):
-    """Tell every BatchNorm of ``net`` to normalise groups of ``group_size`` rows
-    apart (None: the whole batch together); see BatchNorm's ``group_size``."""
-    for layer in net.layers:
-        if isinstance(layer, BatchNorm):
-            layer.group_size = group_size
 
 
 class Upsample(Layer):
@@ -311,42 +233,79 @@ class Upsample(Layer):
     that Odena et al. (2016) propose against the checkerboard artefacts of
     transposed convolutions. Backward: dL/dx = the sum of dL/dy over each block."""
 
-    def __init__(self, factor=2):
+    def __init__(self, factor=2, batch_last=False):
         super().__init__()
-        self.factor = factor
+        self.factor, self.batch_last = factor, batch_last
 
     def forward(self, x, train=True):
-        B, C, H, W = x.shape
         s = self.factor
+        if self.batch_last:   # (C, H, W, B)
+            C, H, W, B = x.shape
+            y = self._buffer("y", (C, H * s, W * s, B), x.dtype)
+            y.reshape(C, H, s, W, s, B)[...] = x[:, :, None, :, None, :]
+            return y
+        B, C, H, W = x.shape
         y = self._buffer("y", (B, C, H * s, W * s), x.dtype)
         y.reshape(B, C, H, s, W, s)[...] = x[:, :, :, None, :, None]
         return y
 
     def backward(self, grad, **_):
-        B, C, H, W = grad.shape
         s = self.factor
+        if self.batch_last:
+            C, H, W, B = grad.shape
+            dx = self._buffer("dx", (C, H // s, W // s, B), grad.dtype)
+            np.sum(grad.reshape(C, H // s, s, W // s, s, B), axis=(2, 4), out=dx)
+            return dx
+        B, C, H, W = grad.shape
         dx = self._buffer("dx", (B, C, H // s, W // s), grad.dtype)
         np.sum(grad.reshape(B, C, H // s, s, W // s, s), axis=(3, 5), out=dx)
         return dx
 
 
 class Reshape(Layer):
-    """(B, …) → (B, *shape); the gradient goes back to the input's shape. No copy."""
+    """(B, …) → (B, *shape); the gradient goes back to the input's shape. No copy.
 
-    def __init__(self, *shape):
+    batch_last: (B, …) → (*shape, B), a transposed copy: where a network's maps
+    become batch-last (see the module's docstring)."""
+
+    def __init__(self, *shape, batch_last=False):
         super().__init__()
-        self.shape = shape
+        self.shape, self.batch_last = shape, batch_last
 
     def forward(self, x, train=True):
         self.in_shape = x.shape
+        if self.batch_last:
+            y = self._buffer("y", (*self.shape, x.shape[0]), x.dtype)
+            return to_chwb(x.reshape(x.shape[0], *self.shape), y)
         return x.reshape(x.shape[0], *self.shape)
 
     def backward(self, grad, **_):
+        if self.batch_last:
+            dx = self._buffer("dx", self.in_shape, grad.dtype)
+            from_chwb(grad, dx.reshape(grad.shape[-1], *grad.shape[:-1]))
+            return dx
         return grad.reshape(self.in_shape)
 
 
-class Flatten(Reshape):
-    """(B, C, H, W) → (B, C·H·W)."""
+class Flatten(Layer):
+    """(B, C, H, W) → (B, C·H·W); batch_last: (C, H, W, B) → (B, C·H·W), a
+    transposed copy, where a network's maps go back to rows."""
 
-    def __init__(self):
-        super().__init__(-1)
+    def __init__(self, batch_last=False):
+        super().__init__()
+        self.batch_last = batch_last
+
+    def forward(self, x, train=True):
+        self.in_shape = x.shape
+        if self.batch_last:
+            B = x.shape[-1]
+            y = self._buffer("y", (B, x.size // B), x.dtype)
+            from_chwb(x, y.reshape(B, *x.shape[:-1]))
+            return y
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, grad, **_):
+        if self.batch_last:
+            dx = self._buffer("dx", self.in_shape, grad.dtype)
+            return to_chwb(grad.reshape(grad.shape[0], *self.in_shape[:-1]), dx)
+        return grad.reshape(self.in_shape)

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import checks, models
-from .conv import BatchNorm, Conv2d, ConvTranspose2d, Flatten, Reshape, Upsample, set_batch_groups
+from .batchstd import MinibatchStd
+from .batchnorm import BatchNorm, set_batch_groups
+from .conv import Conv2d, ConvTranspose2d, Flatten, Reshape, Upsample
 from .gan import GAN, GANConfig
 from .layers import Dropout, LeakyReLU, Linear, ReLU, Sequential, Tanh
 
@@ -36,7 +38,7 @@ class DCGANConfig(GANConfig):
     dataset: str = "mnist"          # "mnist" or "fashion" (Fashion-MNIST): what it learns, how it is scored
     d_dropout: float = 0.0          # dropout after each of D's LeakyReLUs (0: none, as DCGAN)
     ema_decay: float = 0.0          # samples from G itself: the book's DCGAN was measured so
-    d_batch_std: int = 0            # the conv D has no batch-spread feature (batchstd.py is for the MLP D)
+    d_batch_std: int = 0            # D's last Linear also reads its batch's spread (batchstd.py); 0: off
     g_hidden: tuple = ()
     d_hidden: tuple = ()
 
@@ -55,8 +57,6 @@ class DCGANConfig(GANConfig):
                              f"{self.g_channels} and {self.d_channels}")
         checks.one_of(self, "g_upsample", ("transposed", "resize"))
         checks.one_of(self, "d_bn_batches", ("separate", "mixed"))
-        if self.d_batch_std:
-            raise ValueError("the DCGAN's convolutional D has no batch-spread feature: use d_batch_std=0")
         return super().validate()   # which counts the weights (num_parameters)
 
     def num_parameters(self):
@@ -70,45 +70,52 @@ def conv_parameters(cfg, n_in, n_out):
     g_bn = 2 * (g1 + g2) if cfg.batch_norm else 0          # γ and β per channel
     d_bn = 2 * d2 if cfg.d_batch_norm else 0
     k = 9 if cfg.g_upsample == "resize" else 16             # G's 3×3 or 4×4 kernels
+    spread = 1 if cfg.d_batch_std else 0                    # the Linear's input for the batch spread
     return ((n_in + 1) * g1 * 49 + k * g1 * g2 + g2 + k * g2 + 1 + g_bn
-            + 17 * d1 + 16 * d1 * d2 + d2 + d_bn + (d2 * 49 + 1) * n_out)
+            + 17 * d1 + 16 * d1 * d2 + d2 + d_bn + (d2 * 49 + spread + 1) * n_out)
 
 
-def build_generator(cfg, rng, dtype, n_in=None):
+def build_generator(cfg, rng, dtype, n_in=None, batch_last=True):
     """G of the diagram above; ``n_in``: length of its input (default cfg.latent_dim;
-    InfoGAN's conv G also takes its codes)."""
+    InfoGAN's conv G also takes its codes). ``batch_last``: the maps between the
+    Reshape and the Flatten are (C, H, W, B), which saves the transposes between
+    layers (conv.py); False: NCHW, the same arithmetic (the tests compare the two)."""
     c1, c2 = cfg.g_channels
     bn = cfg.batch_norm
     n_in = cfg.latent_dim if n_in is None else n_in
+    last = {"batch_last": batch_last}
 
     def up(c_in, c_out, gain=np.sqrt(2.0)):   # 7 → 14 → 28
         if cfg.g_upsample == "resize":   # against checkerboard artefacts (21.4.2)
-            return [Upsample(2), Conv2d(c_in, c_out, 3, 1, 1, rng, gain, dtype)]
-        return [ConvTranspose2d(c_in, c_out, 4, 2, 1, rng, gain, dtype)]
+            return [Upsample(2, **last), Conv2d(c_in, c_out, 3, 1, 1, rng, gain, dtype, **last)]
+        return [ConvTranspose2d(c_in, c_out, 4, 2, 1, rng, gain, dtype, **last)]
 
-    layers = [Linear(n_in, c1 * 7 * 7, rng, "he", dtype=dtype), Reshape(c1, 7, 7)]
-    layers += [BatchNorm(c1, dtype=dtype)] if bn else []
+    layers = [Linear(n_in, c1 * 7 * 7, rng, "he", dtype=dtype), Reshape(c1, 7, 7, **last)]
+    layers += [BatchNorm(c1, dtype=dtype, **last)] if bn else []
     layers += [ReLU(), *up(c1, c2)]
-    layers += [BatchNorm(c2, dtype=dtype)] if bn else []
-    layers += [ReLU(), *up(c2, 1, gain=1.0), Tanh(), Flatten()]
+    layers += [BatchNorm(c2, dtype=dtype, **last)] if bn else []
+    layers += [ReLU(), *up(c2, 1, gain=1.0), Tanh(), Flatten(**last)]
     return Sequential(layers)
 
 
-def build_discriminator(cfg, rng, dtype, n_out=1):
+def build_discriminator(cfg, rng, dtype, n_out=1, batch_last=True):
     """D of the diagram above; ``n_out`` outputs of its last Linear (1: the logit;
-    InfoGAN's conv D adds Q's outputs)."""
+    InfoGAN's conv D adds Q's outputs). ``batch_last``: as for build_generator."""
     d1, d2 = cfg.d_channels
     slope = cfg.leaky_slope
     gain = np.sqrt(2 / (1 + slope**2))
+    last = {"batch_last": batch_last}
 
     def dropout():   # after each LeakyReLU, if asked for (the MLP GAN's D needed it)
         return [Dropout(cfg.d_dropout, rng)] if cfg.d_dropout > 0 else []
 
-    layers = [Reshape(1, 28, 28), Conv2d(1, d1, 4, 2, 1, rng, gain, dtype), LeakyReLU(slope),
-              *dropout(), Conv2d(d1, d2, 4, 2, 1, rng, gain, dtype)]
-    layers += [BatchNorm(d2, dtype=dtype)] if cfg.d_batch_norm else []
-    layers += [LeakyReLU(slope), *dropout(), Flatten(),
-               Linear(d2 * 7 * 7, n_out, rng, "xavier", dtype=dtype)]
+    layers = [Reshape(1, 28, 28, **last), Conv2d(1, d1, 4, 2, 1, rng, gain, dtype, **last),
+              LeakyReLU(slope), *dropout(), Conv2d(d1, d2, 4, 2, 1, rng, gain, dtype, **last)]
+    layers += [BatchNorm(d2, dtype=dtype, **last)] if cfg.d_batch_norm else []
+    # the batch's spread (batchstd.py) as one more input of the last Linear, if asked for
+    spread = [MinibatchStd(cfg.d_batch_std)] if cfg.d_batch_std else []
+    layers += [LeakyReLU(slope), *dropout(), Flatten(**last), *spread,
+               Linear(d2 * 7 * 7 + len(spread), n_out, rng, "xavier", dtype=dtype)]
     return Sequential(layers)
 
 

@@ -27,7 +27,7 @@ import json
 
 import numpy as np
 
-from . import conv, layers
+from . import batchnorm, conv, layers
 
 FORMAT = "npgan-demo-1"
 MAX_BYTES = 1_500_000          # per model (the budget)
@@ -161,11 +161,11 @@ def _flatten(layer):
     return {"type": "reshape", "shape": [-1]}
 
 
-@exporter(conv.BatchNorm)
+@exporter(batchnorm.BatchNorm)
 def _batch_norm(layer):
     # evaluation mode, as G(x) runs it: y = x·scale + shift per channel, with
     # scale = γ / sqrt(running_var + ε) and shift = β − running_mean·scale (float32,
-    # computed as conv.BatchNorm.forward computes them)
+    # computed as batchnorm.BatchNorm.forward computes them)
     dt = layer.gamma.dtype
     scale = layer.gamma / np.sqrt(layer.running_var + dt.type(layer.eps))
     shift = layer.beta - layer.running_mean * scale

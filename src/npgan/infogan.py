@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import checks, models
-from .conv import set_batch_groups
+from .batchnorm import set_batch_groups
 from .gan import GAN, IMAGE_SIZE, GANConfig
 from .layers import mlp
 from .losses import bce_with_logits, gaussian_nll, softmax, softmax_cross_entropy
