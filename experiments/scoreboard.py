@@ -53,6 +53,9 @@ BASELINES = {
     60: {"gan": {"d_batch_std": 0, "d_dropout": 0.3, "ema_decay": 0.999},
          "cgan": {"d_batch_std": 0, "d_projection": False}},
     72: {"gan": {"ema_decay": 0.999}},
+    # the DCGAN's boards started from the D with two convs (the third came out of them)
+    6: {"dcgan": {"d_channels": (16, 32)}},
+    30: {"dcgan": {"d_channels": (16, 32)}},
 }
 
 # lever name → changes to its board's baseline. "original recipe" is the
@@ -96,14 +99,27 @@ LEVERS = {
         "projection": {"d_projection": True},
         "batch std, projection": {"d_batch_std": 4, "d_projection": True},
     },
-    # the DCGAN (21.4), a short board (6 epochs): its D's dropout and width
+    # the DCGAN (21.4): its D's dropout and widths on a short board (6 epochs), then
+    # a board of 30 epochs (scoreboard-e30.csv); both start from a D with two convs
+    # (BASELINES), the levers "D 16/32/64…" add a third and a fourth
     "dcgan": {
         "book": {},
         "no dropout": {"d_dropout": 0.0},
         "dropout 0.15": {"d_dropout": 0.15},
         "D 32/32": {"d_channels": (32, 32)},
         "G 64/16": {"g_channels": (64, 16)},
+        # twice the widths: does capacity limit the 30-epoch FD? (each about twice the time)
+        "D 32/64": {"d_channels": (32, 64)},
+        "G 64/32": {"g_channels": (64, 32)},
+        # a third 4×4 stride-2 conv in D (7×7 → 3×3): one unit sees 22 of the 28 pixels, not 10
+        "D 16/32/64": {"d_channels": (16, 32, 64)},
+        "D 16/32/32": {"d_channels": (16, 32, 32)},
+        "D 16/32/64, EMA 0.999": {"d_channels": (16, 32, 64), "ema_decay": 0.999},
+        "D 16/32/64, batch std": {"d_channels": (16, 32, 64), "d_batch_std": 4},
+        "D 16/32/64/128": {"d_channels": (16, 32, 64, 128)},
+        "D 16/32/64/128, dropout 0.15": {"d_channels": (16, 32, 64, 128), "d_dropout": 0.15},
         "EMA 0.999": {"ema_decay": 0.999},
+        "EMA 0.9999": {"ema_decay": 0.9999},
         # D's last Linear also reads the batch's spread (batchstd.py), as the MLP GAN's D
         "batch std": {"d_batch_std": 4},
         "batch std, dropout 0.15": {"d_batch_std": 4, "d_dropout": 0.15},
