@@ -4,7 +4,9 @@ Same architecture as npgan.dcgan (widths from the config):
 
     G: z → Linear → C1×7×7 → BN → ReLU → ConvT 4×4 s2 → C2×14×14 → BN → ReLU
          → ConvT 4×4 s2 → 1×28×28 → tanh
-    D: Conv 4×4 s2 → D1×14×14 → LeakyReLU → Conv 4×4 s2 → D2×7×7 → BN → LeakyReLU → Linear
+    D: Conv 4×4 s2 → D1×14×14 → LeakyReLU [→ dropout] → Conv 4×4 s2 → D2×7×7 [→ BN]
+         → LeakyReLU [→ dropout] … (one conv per width of d_channels: 7×7 → 3×3 → 1×1)
+         → Linear, with BN and dropout as d_batch_norm and d_dropout say
 
 One step as npgan's: D on the real batch and on the fake batch (BatchNorm
 statistics of each batch apart, d_bn_batches="separate"), Adam; then the same
@@ -25,11 +27,14 @@ def make_generator(c):
 
 
 def make_discriminator(c):
-    d1, d2 = c.d_channels
-    return nn.Sequential(nn.Unflatten(1, (1, 28, 28)), nn.Conv2d(1, d1, 4, 2, 1),
-                         nn.LeakyReLU(c.leaky_slope), nn.Conv2d(d1, d2, 4, 2, 1),
-                         nn.BatchNorm2d(d2), nn.LeakyReLU(c.leaky_slope), nn.Flatten(),
-                         nn.Linear(d2 * 49, 1))
+    layers, c_in, size = [nn.Unflatten(1, (1, 28, 28))], 1, 28
+    for i, c_out in enumerate(c.d_channels):
+        layers.append(nn.Conv2d(c_in, c_out, 4, 2, 1))
+        layers += [nn.BatchNorm2d(c_out)] if c.d_batch_norm and i > 0 else []
+        layers.append(nn.LeakyReLU(c.leaky_slope))
+        layers += [nn.Dropout(c.d_dropout)] if c.d_dropout > 0 else []
+        c_in, size = c_out, size // 2
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c_in * size * size, 1))
 
 
 class TorchDCGAN:
