@@ -18,7 +18,7 @@ and batch-last, (C, H, W, B), so that every im2col copy and every col2im
 addition runs along B contiguous numbers (with NCHW the innermost run would
 be a row of 7 or 14 pixels, and NumPy's per-run overhead would dominate).
 On their own the layers take and return NCHW arrays, with one transpose at
-each end (``to_chwb``, ``from_chwb``). Built with ``batch_last=True`` (as the
+each end (``to_chwb``, ``from_chwb``; for the two convolutions in MapLayer). Built with ``batch_last=True`` (as the
 DCGAN's networks are), every 4-D layer here takes and returns (C, H, W, B)
 maps instead, so the maps stay batch-last from the first Reshape to the last
 Flatten, and only those two transpose. The arithmetic is the same in both
@@ -98,7 +98,47 @@ def _kernel_init(rng, shape, fan_in, gain, dtype):
     return (rng.standard_normal(shape) * (gain / np.sqrt(fan_in))).astype(dtype)
 
 
-class Conv2d(Layer):
+class MapLayer(Layer):
+    """A layer that computes on (C, H, W, B) maps. It takes and returns them in
+    that layout if ``batch_last``, else as NCHW, transposed at each end: the
+    only place where the two layouts differ."""
+
+    def __init__(self, batch_last=False):
+        super().__init__()
+        self.batch_last = batch_last
+
+    def _maps_shape(self, a):
+        """(C, H, W, B) of an array in the layer's layout."""
+        return a.shape if self.batch_last else a.shape[1:] + a.shape[:1]
+
+    def _as_maps(self, a, name):
+        """a as a contiguous (C, H, W, B) array: a itself if it already is one,
+        else the work buffer ``name``."""
+        if self.batch_last:
+            return np.ascontiguousarray(a)
+        return to_chwb(a, self._buffer(name, self._maps_shape(a), a.dtype))
+
+    def _into_maps(self, a, out):
+        """a copied into out, a (C, H, W, B) array or view (a padded buffer's interior)."""
+        if self.batch_last:
+            out[...] = a
+            return out
+        return to_chwb(a, out)
+
+    def _from_maps(self, src, name):
+        """src (C, H, W, B), any strides, in the layer's layout: src itself if it
+        can be, else the work buffer ``name``."""
+        if self.batch_last:
+            if src.flags.c_contiguous:
+                return src
+            out = self._buffer(name, src.shape, src.dtype)
+            out[...] = src
+            return out
+        C, H, W, B = src.shape
+        return from_chwb(src, self._buffer(name, (B, C, H, W), src.dtype))
+
+
+class Conv2d(MapLayer):
     """y[b, f] = Σ_c W[f, c] ⋆ x[b, c] + bias[f], with stride s and zero padding p.
 
     Ho = (H + 2p − k) // s + 1. Backward, with G = dL/dy as a (F, Ho·Wo·B) matrix:
@@ -109,42 +149,32 @@ class Conv2d(Layer):
 
     def __init__(self, c_in, c_out, k, stride=1, padding=0, rng=None, gain=np.sqrt(2.0),
                  dtype=np.float32, batch_last=False):
-        super().__init__()
+        super().__init__(batch_last)
         rng = rng if rng is not None else np.random.default_rng(0)
-        self.k, self.stride, self.padding, self.batch_last = k, stride, padding, batch_last
+        self.k, self.stride, self.padding = k, stride, padding
         self.W = _kernel_init(rng, (c_out, c_in, k, k), c_in * k * k, gain, dtype)
         self.b = np.zeros(c_out, dtype=dtype)
         self.dW = np.zeros_like(self.W)
         self.db = np.zeros_like(self.b)
 
     def forward(self, x, train=True):
-        C, H, W, B = x.shape if self.batch_last else x.shape[1:] + x.shape[:1]
+        C, H, W, B = self.chwb_shape = self._maps_shape(x)
         k, s, p, F = self.k, self.stride, self.padding, self.W.shape[0]
-        Ho, Wo = conv_out_size(H, k, s, p), conv_out_size(W, k, s, p)
+        Ho, Wo = self.out_hw = conv_out_size(H, k, s, p), conv_out_size(W, k, s, p)
         dt = self.W.dtype
         xp = self._buffer("xp", (C, H + 2 * p, W + 2 * p, B), dt)   # borders stay 0
-        if self.batch_last:
-            xp[:, p:p + H, p:p + W] = x
-        else:
-            to_chwb(x, xp[:, p:p + H, p:p + W])
+        self._into_maps(x, xp[:, p:p + H, p:p + W])
         self.cols = im2col(xp, k, s, (Ho, Wo), self._buffer("cols", (C, k, k, Ho, Wo, B), dt))
-        self.x_shape, self.chwb_shape, self.out_hw = x.shape, (C, H, W, B), (Ho, Wo)
         y_mat = self._buffer("y_mat", (F, Ho, Wo, B), dt)
         np.matmul(self.W.reshape(F, -1), self.cols.reshape(C * k * k, -1), out=y_mat.reshape(F, -1))
         y_mat += self.b[:, None, None, None]
-        if self.batch_last:
-            return y_mat
-        return from_chwb(y_mat, self._buffer("y", (B, F, Ho, Wo), dt))
+        return self._from_maps(y_mat, "y")
 
     def backward(self, grad, param_grads=True, input_grad=True):
         C, H, W, B = self.chwb_shape
         k, s, p, F = self.k, self.stride, self.padding, self.W.shape[0]
         dt = self.W.dtype
-        if self.batch_last:
-            g_mat = np.ascontiguousarray(grad)
-        else:
-            g_mat = to_chwb(grad, self._buffer("g_mat", (F,) + self.out_hw + (B,), dt))
-        g2 = g_mat.reshape(F, -1)
+        g2 = self._as_maps(grad, "g_mat").reshape(F, -1)
         if param_grads:
             np.matmul(g2, self.cols.reshape(C * k * k, -1).T, out=self.dW.reshape(F, -1))
             np.sum(g2, axis=1, out=self.db)
@@ -153,14 +183,10 @@ class Conv2d(Layer):
         dcols = self._buffer("dcols", self.cols.shape, dt)
         np.matmul(self.W.reshape(F, -1).T, g2, out=dcols.reshape(C * k * k, -1))
         dxp = col2im(dcols, s, self._buffer("dxp", (C, H + 2 * p, W + 2 * p, B), dt))
-        if self.batch_last:
-            dx = self._buffer("dx", (C, H, W, B), dt)
-            dx[...] = dxp[:, p:p + H, p:p + W]
-            return dx
-        return from_chwb(dxp[:, p:p + H, p:p + W], self._buffer("dx", self.x_shape, dt))
+        return self._from_maps(dxp[:, p:p + H, p:p + W], "dx")
 
 
-class ConvTranspose2d(Layer):
+class ConvTranspose2d(MapLayer):
     """The transposed convolution ("fractionally strided"): each input pixel
     stamps a k×k copy of the kernel, scaled by its value, onto the output at
     stride s; overlapping stamps add up; p rows/columns are cropped off each border.
@@ -174,9 +200,9 @@ class ConvTranspose2d(Layer):
 
     def __init__(self, c_in, c_out, k, stride=1, padding=0, rng=None, gain=np.sqrt(2.0),
                  dtype=np.float32, batch_last=False):
-        super().__init__()
+        super().__init__(batch_last)
         rng = rng if rng is not None else np.random.default_rng(0)
-        self.k, self.stride, self.padding, self.batch_last = k, stride, padding, batch_last
+        self.k, self.stride, self.padding = k, stride, padding
         # fan-in of an output pixel: each sees about c_in·k²/s² input terms
         self.W = _kernel_init(rng, (c_in, c_out, k, k), c_in * k * k / stride**2, gain, dtype)
         self.b = np.zeros(c_out, dtype=dtype)
@@ -184,24 +210,19 @@ class ConvTranspose2d(Layer):
         self.db = np.zeros_like(self.b)
 
     def forward(self, x, train=True):
-        C, H, W, B = x.shape if self.batch_last else x.shape[1:] + x.shape[:1]
+        C, H, W, B = self.chwb_shape = self._maps_shape(x)
         k, s, p, F = self.k, self.stride, self.padding, self.W.shape[1]
-        Hf, Wf = (H - 1) * s + k, (W - 1) * s + k     # before cropping the padding
+        Hf, Wf = self.full_hw = (H - 1) * s + k, (W - 1) * s + k     # before cropping the padding
         dt = self.W.dtype
-        self.x_shape, self.chwb_shape, self.full_hw = x.shape, (C, H, W, B), (Hf, Wf)
-        if self.batch_last:   # kept for dL/dW: the layer before does not overwrite it within a step
-            x_mat = self.x_mat = np.ascontiguousarray(x)
-        else:
-            x_mat = self.x_mat = to_chwb(x, self._buffer("x_mat", (C, H, W, B), dt))
+        # kept for dL/dW (batch-last: x itself, which the layer before does not
+        # overwrite within a step)
+        x_mat = self.x_mat = self._as_maps(x, "x_mat")
         cols = self._buffer("cols", (F, k, k, H, W, B), dt)
         np.matmul(self.W.reshape(C, -1).T, x_mat.reshape(C, -1), out=cols.reshape(F * k * k, -1))
         yp = col2im(cols, s, self._buffer("yp", (F, Hf, Wf, B), dt))
         inner = yp[:, p:Hf - p, p:Wf - p]
-        if self.batch_last:
-            return np.add(inner, self.b[:, None, None, None],
-                          out=self._buffer("y", (F, Hf - 2 * p, Wf - 2 * p, B), dt))
         inner += self.b[:, None, None, None]
-        return from_chwb(inner, self._buffer("y", (B, F, Hf - 2 * p, Wf - 2 * p), dt))
+        return self._from_maps(inner, "y")
 
     def backward(self, grad, param_grads=True, input_grad=True):
         C, H, W, B = self.chwb_shape
@@ -209,10 +230,7 @@ class ConvTranspose2d(Layer):
         Hf, Wf = self.full_hw
         dt = self.W.dtype
         gp = self._buffer("gp", (F, Hf, Wf, B), dt)    # borders stay 0
-        if self.batch_last:
-            gp[:, p:Hf - p, p:Wf - p] = grad
-        else:
-            to_chwb(grad, gp[:, p:Hf - p, p:Wf - p])
+        self._into_maps(grad, gp[:, p:Hf - p, p:Wf - p])
         cols = im2col(gp, k, s, (H, W), self._buffer("gcols", (F, k, k, H, W, B), dt))
         c2 = cols.reshape(F * k * k, -1)
         if param_grads:
@@ -222,9 +240,7 @@ class ConvTranspose2d(Layer):
             return None
         dx_mat = self._buffer("dx_mat", (C, H, W, B), dt)
         np.matmul(self.W.reshape(C, -1), c2, out=dx_mat.reshape(C, -1))
-        if self.batch_last:
-            return dx_mat
-        return from_chwb(dx_mat, self._buffer("dx", self.x_shape, dt))
+        return self._from_maps(dx_mat, "dx")
 
 
 class Upsample(Layer):
