@@ -197,11 +197,13 @@ def record_train_step(model, x_real, labels=None):
     rec["thG_end"] = model.G.flat_params.copy()
     drops = dropouts(model.D)
     if drops and cfg.d_dropout > 0:   # (B, features) masks, or (B, C, H, W) after a conv
-        # a conv D built batch-last (conv.py) keeps its maps, and so its masks (all
-        # before the Flatten), as (C, H, W, B)
-        axis = -1 if any(getattr(layer, "batch_last", False) for layer in model.D.layers) else 0
-        rec["masks_d"] = [buffer("mask", 2 * B, d, axis) for d in drops]
-        rec["masks_g"] = [buffer("mask", B, d, axis) for d in drops]
+        # a conv D built batch-last (conv.py) keeps its maps, and so the masks of
+        # the dropouts before its Flatten, as (C, H, W, B); those after it are (B, n)
+        last = any(getattr(layer, "batch_last", False) for layer in model.D.layers)
+        axes = [-1 if last and any(len(shape) == 4 for (_, shape, _) in d._buffers) else 0
+                for d in drops]
+        rec["masks_d"] = [buffer("mask", 2 * B, d, a) for d, a in zip(drops, axes)]
+        rec["masks_g"] = [buffer("mask", B, d, a) for d, a in zip(drops, axes)]
     else:
         rec["masks_d"] = rec["masks_g"] = None
     rec["shapes_d"] = [layer.W.shape for layer in model.D.layers if hasattr(layer, "W")]

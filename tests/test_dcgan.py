@@ -53,8 +53,11 @@ CASES = {"BN separate": {}, "BN mixed": dict(d_bn_batches="mixed"),
          # G step, two (reals, fakes) in the D step
          "batch std, no BN in D": dict(d_batch_norm=False, d_batch_std=B),
          # a third conv in D, 7×7 → 3×3, with BN after the second and the third
-         "three convs in D": dict(d_channels=(2, 3, 4))}
-SEEDS = {"no BN": 9, "batch std, no BN in D": 3, "three convs in D": 12}   # seeds whose finite differences cross no ReLU kink
+         "three convs in D": dict(d_channels=(2, 3, 4)),
+         # a hidden Linear (LeakyReLU) between D's last conv and its logit
+         "hidden Linear in D": dict(d_channels=(2, 3, 4), d_fc=(5,), d_batch_norm=False)}
+SEEDS = {"no BN": 9, "batch std, no BN in D": 3, "three convs in D": 12,
+         "hidden Linear in D": 6}   # seeds whose finite differences cross no ReLU kink
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -175,11 +178,14 @@ TORCH_CASES = {**CASES, "resize-conv G, no BN in D, dropout": dict(
     g_upsample="resize", d_batch_norm=False, d_dropout=0.3),
     "batch std 4, dropout": dict(d_batch_norm=False, d_dropout=0.3, d_batch_std=4),
     "three convs in D, dropout": dict(d_channels=(4, 6, 8), d_batch_norm=False, d_dropout=0.3),
+    "hidden Linear in D, dropout": dict(d_channels=(4, 6, 8), d_fc=(7,), d_batch_norm=False,
+                                        d_dropout=0.3),
     "book recipe": {k: v for k, v in vars(book_config("dcgan")).items() if k != "batch_size"}}
 
 
 @pytest.mark.parametrize("case", ["BN separate", "BN mixed", "resize-conv G, no BN in D, dropout",
-                                  "batch std 4, dropout", "three convs in D, dropout", "book recipe"])
+                                  "batch std 4, dropout", "three convs in D, dropout",
+                                  "hidden Linear in D, dropout", "book recipe"])
 def test_dcgan_train_step_matches_torch(gc, case):
     torch = pytest.importorskip("torch", reason="PyTorch is not installed")
     F = torch.nn.functional
@@ -315,7 +321,8 @@ def test_fashion_evaluator_is_cached_apart():
 @pytest.mark.parametrize("settings", [{}, dict(g_upsample="resize"), dict(batch_norm=False),
                                       dict(g_channels=(8, 4), d_channels=(4, 8), d_batch_norm=False),
                                       dict(d_batch_std=4), dict(d_channels=(8, 16, 32)),
-                                      dict(d_channels=(8, 16, 32), d_batch_norm=False, d_batch_std=4)])
+                                      dict(d_channels=(8, 16, 32), d_batch_norm=False, d_batch_std=4),
+                                      dict(d_channels=(8, 16, 32), d_fc=(32, 16), d_batch_std=4)])
 def test_weight_count_from_the_config_matches_the_networks(settings):
     """DCGANConfig.num_parameters (what the MAX_PARAMETERS check uses) counts the
     conv networks themselves (it had counted an MLP with no hidden layers)."""

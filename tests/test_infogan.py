@@ -350,10 +350,11 @@ def test_infogan_config_says_which_field_is_wrong(field, value, message):
         InfoGANConfig(n_cat=0, n_cont=0)
 
 
-@pytest.mark.parametrize("arch,upsample", [("mlp", "transposed"), ("conv", "transposed"),
-                                            ("conv", "resize")])
-def test_num_parameters_counts_what_is_built(arch, upsample):
-    cfg = InfoGANConfig(arch=arch, g_channels=(8, 4), d_channels=(4, 8), g_hidden=(16,),
+@pytest.mark.parametrize("arch,upsample,d_channels", [
+    ("mlp", "transposed", (4, 8)), ("conv", "transposed", (4, 8)), ("conv", "resize", (4, 8)),
+    ("conv", "transposed", (4, 8, 16))])
+def test_num_parameters_counts_what_is_built(arch, upsample, d_channels):
+    cfg = InfoGANConfig(arch=arch, g_channels=(8, 4), d_channels=d_channels, g_hidden=(16,),
                         d_hidden=(16,), g_upsample=upsample)
     model = InfoGAN(cfg, seed=0)
     assert cfg.num_parameters() == model.G.num_params() + model.D.num_params()

@@ -40,6 +40,7 @@ class DCGANConfig(GANConfig):
     d_dropout: float = 0.0          # dropout after each of D's LeakyReLUs (0: none, as DCGAN)
     ema_decay: float = 0.0          # samples from G itself: the book's DCGAN was measured so
     d_batch_std: int = 0            # D's last Linear also reads its batch's spread (batchstd.py); 0: off
+    d_fc: tuple = ()                # hidden Linear layers between D's last conv and its logit (LeakyReLU)
     g_hidden: tuple = ()
     d_hidden: tuple = ()
 
@@ -53,6 +54,7 @@ class DCGANConfig(GANConfig):
         checks.one_of(self, "dataset", ("mnist", "fashion"))
         checks.sizes(self, "g_channels")
         checks.sizes(self, "d_channels")
+        checks.sizes(self, "d_fc")
         if len(self.g_channels) != 2 or len(self.d_channels) not in (2, 3, 4):
             raise ValueError(f"g_channels needs two widths and d_channels two to four, got "
                              f"{self.g_channels} and {self.d_channels}")
@@ -74,8 +76,9 @@ def conv_parameters(cfg, n_in, n_out):
     spread = 1 if cfg.d_batch_std else 0                    # the Linear's input for the batch spread
     d_convs = 17 * d[0] + sum(16 * a * b + b for a, b in zip(d, d[1:]))
     last_pixels = (28 >> len(d)) ** 2                       # D's last maps: 7×7, 3×3 or 1×1
+    fc = (d[-1] * last_pixels + spread, *getattr(cfg, "d_fc", ()), n_out)   # Linear layers' sizes
     return ((n_in + 1) * g1 * 49 + k * g1 * g2 + g2 + k * g2 + 1 + g_bn
-            + d_convs + d_bn + (d[-1] * last_pixels + spread + 1) * n_out)
+            + d_convs + d_bn + sum((a + 1) * b for a, b in zip(fc, fc[1:])))
 
 
 def build_generator(cfg, rng, dtype, n_in=None, batch_last=True):
@@ -121,9 +124,12 @@ def build_discriminator(cfg, rng, dtype, n_out=1, batch_last=True):
         c_in, size = c_out, size // 2
     # the batch's spread (batchstd.py) as one more input of the last Linear, if asked for
     spread = [MinibatchStd(cfg.d_batch_std)] if cfg.d_batch_std else []
-    layers += [Flatten(**last), *spread,
-               Linear(c_in * size * size + len(spread), n_out, rng, "xavier", dtype=dtype)]
-    return Sequential(layers)
+    layers += [Flatten(**last), *spread]
+    n = c_in * size * size + len(spread)
+    for width in getattr(cfg, "d_fc", ()):   # hidden Linear layers that see the whole image at once
+        layers += [Linear(n, width, rng, "he", gain, dtype), LeakyReLU(slope), *dropout()]
+        n = width
+    return Sequential(layers + [Linear(n, n_out, rng, "xavier", dtype=dtype)])
 
 
 class DCGAN(GAN):

@@ -80,9 +80,9 @@ class InfoGANConfig(GANConfig):
         checks.one_of(self, "arch", ("mlp", "conv"))
         checks.sizes(self, "g_channels")
         checks.sizes(self, "d_channels")
-        if self.arch == "conv" and (len(self.g_channels) != 2 or len(self.d_channels) != 2):
+        if self.arch == "conv" and (len(self.g_channels) != 2 or len(self.d_channels) not in (2, 3, 4)):
             raise ValueError(f"InfoGANConfig with arch='conv' needs two widths in g_channels and "
-                             f"d_channels, got {self.g_channels} and {self.d_channels}")
+                             f"two to four in d_channels, got {self.g_channels} and {self.d_channels}")
         checks.flag(self, "batch_norm")
         checks.flag(self, "d_batch_norm")
         checks.one_of(self, "g_upsample", ("transposed", "resize"))
