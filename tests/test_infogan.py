@@ -280,7 +280,13 @@ def test_z_std_scales_z_only():
     assert grid[:, :50].std() == pytest.approx(0.2, rel=0.05)
 
 
-def test_conv_infogan_step_gradients_match_finite_differences(gc):
+CONV_CASES = {"two convs in D": (dict(d_channels=(2, 3)), 2),
+              # the DCGAN book recipe's D: a third conv, no BN (seed: no kink crossed)
+              "three convs in D, no BN": (dict(d_channels=(2, 3, 4), d_batch_norm=False), 9)}
+
+
+@pytest.mark.parametrize("case", list(CONV_CASES))
+def test_conv_infogan_step_gradients_match_finite_differences(gc, case):
     """arch="conv": DCGAN's G and D (checked layer by layer in test_conv.py) with the
     codes in G's input and Q's columns on D's output; the step's D and G gradients
     against finite differences of the losses of eq-infogan-d and eq-infogan-g,
@@ -289,8 +295,9 @@ def test_conv_infogan_step_gradients_match_finite_differences(gc):
     from npgan.conv import Conv2d, ConvTranspose2d
     from npgan.layers import LeakyReLU, Linear, ReLU
 
-    cfg = tiny_config(arch="conv", g_channels=(3, 2), d_channels=(2, 3))
-    model = InfoGAN(cfg, seed=2)
+    settings, seed = CONV_CASES[case]
+    cfg = tiny_config(arch="conv", g_channels=(3, 2), **settings)
+    model = InfoGAN(cfg, seed=seed)
     rng = np.random.default_rng(3)
     for net in (model.G, model.D):       # non-zero biases: no unit sits on its kink
         for layer in net.layers:
@@ -331,8 +338,8 @@ def test_conv_infogan_step_gradients_match_finite_differences(gc):
     assert rec["losses"][1] == pytest.approx(g_loss(), rel=1e-10)
     err_g = gc.rel_error(rec["gG"], gc.fd_gradient(g_loss, G.flat_params, h=1e-6))
     assert watch.crossings == watch_g.crossings == 0, "a ReLU kink was crossed: change the seed"
-    gc.measured("FD conv InfoGAN D+Q grads", err_d)
-    gc.measured("FD conv InfoGAN G grads (through D and Q)", err_g)
+    gc.measured(f"FD conv InfoGAN D+Q grads [{case}]", err_d)
+    gc.measured(f"FD conv InfoGAN G grads (through D and Q) [{case}]", err_g)
     assert err_d < TOL and err_g < TOL, (err_d, err_g)
 
 
