@@ -72,6 +72,18 @@ def test_snapshot_table_html():
         SnapshotTable(snaps, epochs=[7])._repr_html_()
 
 
+def test_snapshot_table_fits_the_text_column():
+    """Up to four grids at 165 pixels; more are drawn narrower, never wider in all
+    than four (a fifth at 165 ran under the page's sidebar)."""
+    snaps = {e: np.zeros((28 * 2, 28 * 2)) for e in range(8)}
+    for n, expected in ((1, 165), (4, 165), (5, 130), (8, 78)):
+        html = SnapshotTable(snaps, epochs=list(range(n)))._repr_html_()
+        widths = [int(w) for w in re.findall(r'width="(\d+)"', html)]
+        assert widths == [expected] * n
+        assert n * (expected + 8) <= SnapshotTable.TEXT_COLUMN
+    assert re.findall(r'width="(\d+)"', SnapshotTable(snaps, width=200)._repr_html_()) == ["200"] * 8
+
+
 def test_plot_history_draws_two_panels():
     import matplotlib
     matplotlib.use("Agg")

@@ -59,14 +59,18 @@ class SnapshotTable:
     """An HTML table of sample grids, one column per epoch, headed "第 N 轮" (轮: the book's word for epoch).
 
     Shows itself in Jupyter (``_repr_html_``) and in the built book; the
-    images are embedded as PNG data, so the table needs no other file. At the
-    default width, four epochs fit the book's text column."""
+    images are embedded as PNG data, so the table needs no other file.
+    ``width``: of each grid in pixels; by default 165 for up to four epochs, and
+    narrower for more, so that the table always fits the book's text column
+    (about 700 pixels: a fifth column at 165 had slid under the page's sidebar)."""
 
-    def __init__(self, snapshots, epochs=None, caption=None, width=165):
+    TEXT_COLUMN = 692   # pixels for the grids and their 4-pixel padding: 4 × (165 + 8)
+
+    def __init__(self, snapshots, epochs=None, caption=None, width=None):
         self.snapshots = snapshots
         self.epochs = sorted(snapshots) if epochs is None else list(epochs)
         self.caption = caption
-        self.width = width
+        self.width = width or min(165, self.TEXT_COLUMN // max(1, len(self.epochs)) - 8)
 
     def _repr_html_(self):
         head = "".join(f'<th style="text-align:center">第 {e} 轮</th>' for e in self.epochs)
