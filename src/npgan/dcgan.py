@@ -77,8 +77,7 @@ def conv_parameters(cfg, n_in, n_out):
     spread = 1 if cfg.d_batch_std else 0                    # the Linear's input for the batch spread
     d_convs = 17 * d[0] + sum(16 * a * b + b for a, b in zip(d, d[1:]))
     last_pixels = (28 >> len(d)) ** 2                       # D's last maps: 7×7, 3×3 or 1×1
-    hidden = getattr(cfg, "d_fc", ())                       # InfoGANConfig has no d_fc
-    fc = (d[-1] * last_pixels + spread, *hidden, n_out)     # the Linear layers' sizes
+    fc = (d[-1] * last_pixels + spread, *cfg.d_fc, n_out)   # the Linear layers' sizes
     return ((n_in + 1) * g1 * 49 + k * g1 * g2 + g2 + k * g2 + 1 + g_bn
             + d_convs + d_bn + sum((a + 1) * b for a, b in zip(fc, fc[1:])))
 
@@ -128,7 +127,7 @@ def build_discriminator(cfg, rng, dtype, n_out=1, batch_last=True):
     spread = [MinibatchStd(cfg.d_batch_std)] if cfg.d_batch_std else []
     layers += [Flatten(**last), *spread]
     n = c_in * size * size + len(spread)
-    for width in getattr(cfg, "d_fc", ()):   # (InfoGANConfig has none) Linear layers that see all the maps
+    for width in cfg.d_fc:   # hidden Linear layers that see all of the last maps at once
         layers += [Linear(n, width, rng, "he", gain, dtype), LeakyReLU(slope), *dropout()]
         n = width
     return Sequential(layers + [Linear(n, n_out, rng, "xavier", dtype=dtype)])

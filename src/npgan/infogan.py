@@ -59,6 +59,7 @@ class InfoGANConfig(GANConfig):
     arch: str = "mlp"                # "mlp" (g_hidden, d_hidden) or "conv" (DCGAN's G and D)
     g_channels: tuple = (64, 32)     # arch="conv": as DCGANConfig
     d_channels: tuple = (32, 64)
+    d_fc: tuple = ()                 # arch="conv": hidden Linear layers after D's convs, as DCGANConfig
     batch_norm: bool = True          # arch="conv": BN in G
     d_batch_norm: bool = True        # arch="conv": BN in D (and so under Q)
     g_upsample: str = "transposed"   # arch="conv": G's ×2 steps, as DCGANConfig
@@ -80,6 +81,7 @@ class InfoGANConfig(GANConfig):
         checks.one_of(self, "arch", ("mlp", "conv"))
         checks.sizes(self, "g_channels")
         checks.sizes(self, "d_channels")
+        checks.sizes(self, "d_fc")
         if self.arch == "conv" and (len(self.g_channels) != 2 or len(self.d_channels) not in (2, 3, 4)):
             raise ValueError(f"InfoGANConfig with arch='conv' needs two widths in g_channels and "
                              f"two to four in d_channels, got {self.g_channels} and {self.d_channels}")
