@@ -59,6 +59,14 @@ BASELINES = {
     30: {"dcgan": {"d_channels": (16, 32), "lr_d": 2e-4, "lr_g": 2e-4, "lr_decay": 0.0}},
 }
 
+# the DCGAN's three-conv D, and one Adam rate for both nets: parts of its levers below
+D3 = {"d_channels": (16, 32, 64)}
+
+
+def rates(lr):
+    return {"lr_d": lr, "lr_g": lr}
+
+
 # lever name → changes to its board's baseline. "original recipe" is the
 # original chapter's: ReLU, no dropout, real label 1 (with our Adam).
 LEVERS = {
@@ -121,30 +129,23 @@ LEVERS = {
         "D 16/32/64/128, dropout 0.15": {"d_channels": (16, 32, 64, 128), "d_dropout": 0.15},
         # on the three-conv D: a hidden Linear that sees all of D's last maps at once
         # (the MLP GAN's D sees the whole image from its first layer), and a wider G
-        "D 16/32/64, FC 256": {"d_channels": (16, 32, 64), "d_fc": (256,)},
-        "D 16/32/64, G 64/32": {"d_channels": (16, 32, 64), "g_channels": (64, 32)},
+        "D 16/32/64, FC 256": {**D3, "d_fc": (256,)},
+        "D 16/32/64, G 64/32": {**D3, "g_channels": (64, 32)},
         # faster learning: the step's cost limits the epochs, so each step must do more
-        "D 16/32/64, lr 5e-4": {"d_channels": (16, 32, 64), "lr_d": 5e-4, "lr_g": 5e-4},
-        "D 16/32/64, lr 1e-3": {"d_channels": (16, 32, 64), "lr_d": 1e-3, "lr_g": 1e-3},
-        "D 16/32/64, lr 2e-3": {"d_channels": (16, 32, 64), "lr_d": 2e-3, "lr_g": 2e-3},
-        "D 16/32/64, lr 4e-3": {"d_channels": (16, 32, 64), "lr_d": 4e-3, "lr_g": 4e-3},
-        "D 16/32/64, lr 2e-3, decay 1/3": {"d_channels": (16, 32, 64), "lr_d": 2e-3, "lr_g": 2e-3,
-                                           "lr_decay": 1 / 3},
-        "D 16/32/64, lr 2e-3, G 64/32": {"d_channels": (16, 32, 64), "lr_d": 2e-3, "lr_g": 2e-3,
-                                         "g_channels": (64, 32)},
-        "D 16/32/64, lr 2e-3, dropout 0.5": {"d_channels": (16, 32, 64), "lr_d": 2e-3, "lr_g": 2e-3,
-                                             "d_dropout": 0.5},
-        "D 16/32/64/128, lr 2e-3": {"d_channels": (16, 32, 64, 128), "lr_d": 2e-3, "lr_g": 2e-3},
-        "D 16/32/64, lr 2e-3, real label 1": {"d_channels": (16, 32, 64), "lr_d": 2e-3, "lr_g": 2e-3,
-                                              "real_label": 1.0},
-        "D 16/32/64, lr 2e-3, batch 32": {"d_channels": (16, 32, 64), "lr_d": 2e-3, "lr_g": 2e-3,
-                                          "batch_size": 32},
-        "D 16/32/64, lr 2e-3, G 64/16": {"d_channels": (16, 32, 64), "lr_d": 2e-3, "lr_g": 2e-3,
-                                         "g_channels": (64, 16)},
-        "D 16/32/64, lr 2e-3, decay 1/3, EMA 0.999": {"d_channels": (16, 32, 64), "lr_d": 2e-3,
-                                                      "lr_g": 2e-3, "lr_decay": 1 / 3, "ema_decay": 0.999},
-        "D 16/32/64, batch 128, lr 4e-4": {"d_channels": (16, 32, 64), "batch_size": 128,
-                                           "lr_d": 4e-4, "lr_g": 4e-4},
+        "D 16/32/64, lr 5e-4": {**D3, **rates(5e-4)},
+        "D 16/32/64, lr 1e-3": {**D3, **rates(1e-3)},
+        "D 16/32/64, lr 2e-3": {**D3, **rates(2e-3)},
+        "D 16/32/64, lr 4e-3": {**D3, **rates(4e-3)},
+        "D 16/32/64, lr 2e-3, decay 1/3": {**D3, **rates(2e-3), "lr_decay": 1 / 3},
+        "D 16/32/64, lr 2e-3, G 64/32": {**D3, **rates(2e-3), "g_channels": (64, 32)},
+        "D 16/32/64, lr 2e-3, dropout 0.5": {**D3, **rates(2e-3), "d_dropout": 0.5},
+        "D 16/32/64/128, lr 2e-3": {"d_channels": (16, 32, 64, 128), **rates(2e-3)},
+        "D 16/32/64, lr 2e-3, real label 1": {**D3, **rates(2e-3), "real_label": 1.0},
+        "D 16/32/64, lr 2e-3, batch 32": {**D3, **rates(2e-3), "batch_size": 32},
+        "D 16/32/64, lr 2e-3, G 64/16": {**D3, **rates(2e-3), "g_channels": (64, 16)},
+        "D 16/32/64, lr 2e-3, decay 1/3, EMA 0.999": {**D3, **rates(2e-3), "lr_decay": 1 / 3,
+                                                      "ema_decay": 0.999},
+        "D 16/32/64, batch 128, lr 4e-4": {**D3, "batch_size": 128, **rates(4e-4)},
         "EMA 0.999": {"ema_decay": 0.999},
         "EMA 0.9999": {"ema_decay": 0.9999},
         # D's last Linear also reads the batch's spread (batchstd.py), as the MLP GAN's D
