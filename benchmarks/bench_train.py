@@ -5,13 +5,16 @@ What it measures, in one run:
 1. Time per training step of the GAN and the CGAN (batch 64) for
      - npgan at the book's defaults (npgan.build(npgan.book_config(...)));
      - baseline_original.py: the float64 NumPy code "as a course would first write it";
-     - torch_gan.py: the same step in PyTorch (CPU, 2 threads), Adam and SGD;
+     - torch_gan.py: the same step in PyTorch (CPU, as many threads as npgan), Adam and SGD;
      - the floor: only the step's 22 matrix products, with preallocated outputs.
    The DCGAN step (npgan.dcgan, book config, batch 64): npgan, its matrix
    products recorded from a real step and timed alone (dcgan_floor.py; the
    im2col copies, BatchNorm and Adam are what npgan adds on top), and the same
    step in PyTorch (torch_dcgan.py, Adam).
    Also npgan's GAN step at batch sizes 32, 64, 128 and 256.
+   Threads: by default as many BLAS threads as ``npgan train`` uses (npgan.threads:
+   one per training process, unless NPGAN_THREADS says otherwise), the same for
+   PyTorch; ``make bench`` then repeats the timing with --threads 2.
    All contenders are timed round-robin, in short samples of --steps steps,
    repeated --repeats times, so that a burst of load from other users hits
    all of them alike; the figures reported are medians. Seconds per epoch =
@@ -43,6 +46,7 @@ from typing import Callable
 import numpy as np
 
 import npgan
+import npgan.threads
 from npgan.files import atomic_write
 
 HERE = Path(__file__).resolve().parent
@@ -522,8 +526,10 @@ def parse_args(argv=None):
     p.add_argument("--no-memory", action="store_true",
                    help="skip the peak-memory run (a full 1-epoch training)")
     p.add_argument("--threads", type=int, default=None,
-                   help="threads of NumPy's OpenBLAS and of PyTorch (default: OpenBLAS's "
-                        f"own choice, PyTorch {TORCH_THREADS}); try 1 on a busy machine")
+                   help="threads of NumPy's OpenBLAS and of PyTorch (default: as many as "
+                        "`npgan train` uses, npgan.threads.choose_threads(): 1 unless "
+                        "NPGAN_THREADS says otherwise; if OPENBLAS_NUM_THREADS or the like is "
+                        f"set, OpenBLAS keeps it and PyTorch uses {TORCH_THREADS})")
     p.add_argument("--json", default=HERE / "results" / "latest.json", type=Path,
                    help="where to write the figures (default benchmarks/results/latest.json)")
     args = p.parse_args(argv)
@@ -533,6 +539,11 @@ def parse_args(argv=None):
         p.error("--repeats and --steps must be at least 1")
     if args.threads is not None and args.threads < 1:
         p.error("--threads must be at least 1")
+    if args.threads is None:   # time npgan as it trains, not as OpenBLAS would start
+        try:
+            args.threads = npgan.threads.choose_threads()
+        except ValueError as err:   # a bad NPGAN_THREADS
+            p.error(str(err))
     if args.time_budget <= 0:
         args.time_budget = float("inf")
     return args

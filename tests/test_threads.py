@@ -69,3 +69,28 @@ def test_train_runs_under_its_threads(clean_env):
         train(model, images, epochs=1, progress=False, threads=1)
         assert blas_thread_counts() == {2}
     assert seen == [{1}, {1}]
+
+
+@pytest.fixture
+def bench_train(monkeypatch):
+    """benchmarks/bench_train.py as a module (it is a script, not part of npgan)."""
+    import importlib
+    from pathlib import Path
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    return importlib.import_module("bench_train")
+
+
+def test_the_benchmark_times_as_many_threads_as_training_uses(clean_env, bench_train):
+    # `make bench` must time npgan the way `npgan train` runs it (one thread by
+    # default), not with however many threads OpenBLAS would start on its own
+    assert bench_train.parse_args([]).threads == DEFAULT_THREADS
+    assert bench_train.parse_args(["--threads", "2"]).threads == 2
+    clean_env.setenv("NPGAN_THREADS", "2")
+    assert bench_train.parse_args([]).threads == 2
+    clean_env.delenv("NPGAN_THREADS")
+    clean_env.setenv("OPENBLAS_NUM_THREADS", "2")          # the user's own setting: left alone
+    assert bench_train.parse_args([]).threads is None
+    clean_env.setenv("NPGAN_THREADS", "two")
+    with pytest.raises(SystemExit) as stop:                 # argparse: one line, exit 2
+        bench_train.parse_args([])
+    assert stop.value.code == 2
