@@ -26,40 +26,46 @@ from .layers import Dropout, LeakyReLU, Linear, ReLU, Sequential, Tanh
 
 
 @dataclass
-class DCGANConfig(GANConfig):
-    """GANConfig plus the convolutional widths. Of GANConfig, ``g_hidden``,
-    ``d_hidden`` and ``activation`` are unused: G uses ReLU and D LeakyReLU, as
-    DCGAN's guidelines say."""
+class ConvNets(GANConfig):
+    """GANConfig plus the fields that shape the convolutional G and D below. The
+    DCGAN's config and InfoGAN's (arch="conv") both take them from here."""
 
     g_channels: tuple = (64, 32)    # G's channels at 7×7 and at 14×14
-    d_channels: tuple = (32, 64)    # D's channels at 14×14 and at 7×7
-    batch_norm: bool = True         # BN in G (after the Linear and the first ConvT)
-    d_batch_norm: bool = True       # BN in D (after the second conv)
-    d_bn_batches: str = "separate"  # D's BN statistics: real and fake halves apart, or "mixed"
-    g_upsample: str = "transposed"  # G's ×2 steps: 4×4 ConvT stride 2, or "resize" (nearest ×2, 3×3 conv)
-    dataset: str = "mnist"          # "mnist" or "fashion" (Fashion-MNIST): what it learns, how it is scored
-    d_dropout: float = 0.0          # dropout after each of D's LeakyReLUs (0: none, as DCGAN)
-    ema_decay: float = 0.0          # samples from G itself: the book's DCGAN was measured so
-    d_batch_std: int = 0            # D's last Linear also reads its batch's spread (batchstd.py); 0: off
+    d_channels: tuple = (32, 64)    # D's channels at 14×14 and at 7×7 (a third: 3×3, a fourth: 1×1)
     d_fc: tuple = ()                # hidden Linear layers between D's last conv and its logit (LeakyReLU)
-    g_hidden: tuple = ()
-    d_hidden: tuple = ()
+    batch_norm: bool = True         # BN in G (after the Linear and the first ConvT)
+    d_batch_norm: bool = True       # BN in D (after every conv but the first)
+    g_upsample: str = "transposed"  # G's ×2 steps: 4×4 ConvT stride 2, or "resize" (nearest ×2, 3×3 conv)
 
-    @classmethod
-    def from_json(cls, text):
-        config = super().from_json(text)
-        config.g_channels, config.d_channels = tuple(config.g_channels), tuple(config.d_channels)
-        return config
-
-    def validate(self):
-        checks.one_of(self, "dataset", ("mnist", "fashion"))
+    def validate_conv_nets(self):
         checks.sizes(self, "g_channels")
         checks.sizes(self, "d_channels")
         checks.sizes(self, "d_fc")
         if len(self.g_channels) != 2 or len(self.d_channels) not in (2, 3, 4):
-            raise ValueError(f"g_channels needs two widths and d_channels two to four, got "
-                             f"{self.g_channels} and {self.d_channels}")
+            raise ValueError(f"{type(self).__name__} needs two widths in g_channels and two to "
+                             f"four in d_channels, got {self.g_channels} and {self.d_channels}")
+        checks.flag(self, "batch_norm")
+        checks.flag(self, "d_batch_norm")
         checks.one_of(self, "g_upsample", ("transposed", "resize"))
+
+
+@dataclass
+class DCGANConfig(ConvNets):
+    """GANConfig plus the convolutional widths (ConvNets). Of GANConfig, ``g_hidden``,
+    ``d_hidden`` and ``activation`` are unused: G uses ReLU and D LeakyReLU, as
+    DCGAN's guidelines say."""
+
+    d_bn_batches: str = "separate"  # D's BN statistics: real and fake halves apart, or "mixed"
+    dataset: str = "mnist"          # "mnist" or "fashion" (Fashion-MNIST): what it learns, how it is scored
+    d_dropout: float = 0.0          # dropout after each of D's LeakyReLUs (0: none, as DCGAN)
+    ema_decay: float = 0.0          # samples from G itself: the book's DCGAN was measured so
+    d_batch_std: int = 0            # D's last Linear also reads its batch's spread (batchstd.py); 0: off
+    g_hidden: tuple = ()
+    d_hidden: tuple = ()
+
+    def validate(self):
+        checks.one_of(self, "dataset", ("mnist", "fashion"))
+        self.validate_conv_nets()
         checks.one_of(self, "d_bn_batches", ("separate", "mixed"))
         return super().validate()   # which counts the weights (num_parameters)
 

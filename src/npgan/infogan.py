@@ -28,14 +28,16 @@ import numpy as np
 
 from . import checks, models
 from .batchnorm import set_batch_groups
-from .gan import GAN, IMAGE_SIZE, GANConfig
+from .dcgan import ConvNets, build_discriminator, build_generator, conv_parameters
+from .gan import GAN, IMAGE_SIZE
 from .layers import mlp
 from .losses import bce_with_logits, gaussian_nll, softmax, softmax_cross_entropy
 
 
 @dataclass
-class InfoGANConfig(GANConfig):
-    """GANConfig plus the codes. The defaults are the book's recipe:
+class InfoGANConfig(ConvNets):
+    """GANConfig plus the codes (and, from ConvNets, the shapes of the conv nets
+    that arch="conv" uses). The defaults are the book's recipe:
 
     from Chen et al. 2016 on MNIST: 62 noise numbers, one 10-way code, two
     continuous codes, λ = 1 for both terms, G's learning rate 1e-3 beside D's
@@ -56,19 +58,8 @@ class InfoGANConfig(GANConfig):
     d_dropout: float = 0.3
     ema_decay: float = 0.0           # samples from G itself: the book's InfoGAN was measured so
     d_batch_std: int = 0             # D (and so Q) without the batch-spread feature of the GAN's D
-    arch: str = "mlp"                # "mlp" (g_hidden, d_hidden) or "conv" (DCGAN's G and D)
-    g_channels: tuple = (64, 32)     # arch="conv": as DCGANConfig
-    d_channels: tuple = (32, 64)
-    d_fc: tuple = ()                 # arch="conv": hidden Linear layers after D's convs, as DCGANConfig
-    batch_norm: bool = True          # arch="conv": BN in G
-    d_batch_norm: bool = True        # arch="conv": BN in D (and so under Q)
-    g_upsample: str = "transposed"   # arch="conv": G's ×2 steps, as DCGANConfig
-
-    @classmethod
-    def from_json(cls, text):
-        config = super().from_json(text)
-        config.g_channels, config.d_channels = tuple(config.g_channels), tuple(config.d_channels)
-        return config
+    arch: str = "mlp"                # "mlp" (g_hidden, d_hidden) or "conv" (DCGAN's G and D,
+                                     # shaped by the ConvNets fields; BN in D is then under Q too)
 
     def validate(self):
         checks.whole_number(self, "n_cat", 0, 1000)
@@ -79,15 +70,7 @@ class InfoGANConfig(GANConfig):
         checks.real_number(self, "lambda_con", 0)
         checks.real_number(self, "z_std", 0, low_open=True)
         checks.one_of(self, "arch", ("mlp", "conv"))
-        checks.sizes(self, "g_channels")
-        checks.sizes(self, "d_channels")
-        checks.sizes(self, "d_fc")
-        if self.arch == "conv" and (len(self.g_channels) != 2 or len(self.d_channels) not in (2, 3, 4)):
-            raise ValueError(f"InfoGANConfig with arch='conv' needs two widths in g_channels and "
-                             f"two to four in d_channels, got {self.g_channels} and {self.d_channels}")
-        checks.flag(self, "batch_norm")
-        checks.flag(self, "d_batch_norm")
-        checks.one_of(self, "g_upsample", ("transposed", "resize"))
+        self.validate_conv_nets()
         if self.d_batch_std:
             raise ValueError("InfoGAN's D (with Q) has no batch-spread feature: use d_batch_std=0")
         return super().validate()
@@ -95,8 +78,6 @@ class InfoGANConfig(GANConfig):
     def num_parameters(self):
         n_in, n_out = self.latent_dim + self.n_cat + self.n_cont, 1 + self.n_cat + self.n_cont
         if self.arch == "conv":      # DCGAN's G and D with these input and output sizes
-            from .dcgan import conv_parameters
-
             return conv_parameters(self, n_in, n_out)
         return sum((a + 1) * b for sizes in ((n_in, *self.g_hidden, IMAGE_SIZE),
                                              (IMAGE_SIZE, *self.d_hidden, n_out))
@@ -126,8 +107,6 @@ class InfoGAN(GAN):
         c = self.config
         n_out = 1 + c.n_cat + c.n_cont
         if c.arch == "conv":
-            from .dcgan import build_discriminator, build_generator
-
             return (build_generator(c, self.rng, self.dtype, n_in=self.input_size),
                     build_discriminator(c, self.rng, self.dtype, n_out=n_out))
         if c.arch != "mlp":
