@@ -110,6 +110,7 @@ test-browser: $(STAMPS)/venv $(STAMPS)/apt data $(MATHJAX)/tex-mml-chtml.js figu
 bench: $(STAMPS)/venv $(STAMPS)/torch data
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_train.py --threads 2 --no-memory --json benchmarks/results/threads-2.json
+	$(PY) benchmarks/record.py
 	$(PY) benchmarks/bench_busy.py
 
 lab: $(STAMPS)/venv data
