@@ -331,3 +331,11 @@ def test_weight_count_from_the_config_matches_the_networks(settings):
     assert config.num_parameters() == model.G.num_params() + model.D.num_params()
     with pytest.raises(ValueError, match="weights together"):
         DCGANConfig(g_channels=(2048, 1024))
+
+
+def test_families_are_listed_in_the_reading_order():
+    # infogan.py imports dcgan.py (for its conv nets), so the DCGAN registers first;
+    # the list (CLI choices, book runs, BOOK_EPOCHS) still follows 21.1–21.4
+    from npgan import BOOK_EPOCHS, models
+    assert models.names() == ("gan", "cgan", "infogan", "dcgan")
+    assert tuple(BOOK_EPOCHS) == models.names()

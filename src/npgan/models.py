@@ -23,11 +23,19 @@ class Family:
 # and Python runs it before any submodule such as this one).
 FAMILIES = {}
 BOOK_EPOCHS = {}   # name → epochs of the book's run
+# Both in the chapter's reading order (21.1–21.4), whatever order the modules load
+# in (infogan.py imports dcgan.py for its conv nets); a family not listed goes last.
+READING_ORDER = ("gan", "cgan", "infogan", "dcgan")
 
 
 def register(name, config_class, model_class, book_config, book_epochs):
     FAMILIES[name] = Family(name, config_class, model_class, book_config, book_epochs)
     BOOK_EPOCHS[name] = book_epochs
+    rank = {n: i for i, n in enumerate(READING_ORDER)}
+    for table in (FAMILIES, BOOK_EPOCHS):
+        entries = sorted(table.items(), key=lambda item: rank.get(item[0], len(rank)))
+        table.clear()
+        table.update(entries)
 
 
 def family(name):
