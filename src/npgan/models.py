@@ -30,12 +30,12 @@ READING_ORDER = ("gan", "cgan", "infogan", "dcgan")
 
 def register(name, config_class, model_class, book_config, book_epochs):
     FAMILIES[name] = Family(name, config_class, model_class, book_config, book_epochs)
-    BOOK_EPOCHS[name] = book_epochs
     rank = {n: i for i, n in enumerate(READING_ORDER)}
-    for table in (FAMILIES, BOOK_EPOCHS):
-        entries = sorted(table.items(), key=lambda item: rank.get(item[0], len(rank)))
-        table.clear()
-        table.update(entries)
+    ordered = sorted(FAMILIES.values(), key=lambda fam: rank.get(fam.name, len(rank)))
+    FAMILIES.clear()
+    FAMILIES.update((fam.name, fam) for fam in ordered)
+    BOOK_EPOCHS.clear()   # derived from FAMILIES, in the same order
+    BOOK_EPOCHS.update((fam.name, fam.book_epochs) for fam in ordered)
 
 
 def family(name):
