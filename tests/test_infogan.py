@@ -280,41 +280,53 @@ def test_z_std_scales_z_only():
     assert grid[:, :50].std() == pytest.approx(0.2, rel=0.05)
 
 
-CONV_CASES = {"two convs in D": (dict(d_channels=(2, 3)), 2),
+STEP_CASES = {"two convs in D": (dict(d_channels=(2, 3)), 3),
               # the DCGAN book recipe's D: a third conv, no BN (seed: no kink crossed)
-              "three convs in D, no BN": (dict(d_channels=(2, 3, 4), d_batch_norm=False), 9)}
+              "three convs in D, no BN": (dict(d_channels=(2, 3, 4), d_batch_norm=False), 9),
+              # Q with a hidden layer of its own (qhead.py), on the MLP and on the conv D
+              "MLP, Q with a hidden layer": (dict(arch="mlp", q_hidden=4), 1),
+              "two convs in D, Q with a hidden layer": (dict(d_channels=(2, 3), q_hidden=3), 2)}
 
 
-@pytest.mark.parametrize("case", list(CONV_CASES))
-def test_conv_infogan_step_gradients_match_finite_differences(gc, case):
-    """arch="conv": DCGAN's G and D (checked layer by layer in test_conv.py) with the
-    codes in G's input and Q's columns on D's output; the step's D and G gradients
-    against finite differences of the losses of eq-infogan-d and eq-infogan-g,
-    computed with the networks' own forward passes (BN statistics per half, as in
-    the step). Thousands of ReLU units: a small step h keeps them all on their side."""
+@pytest.mark.parametrize("case", list(STEP_CASES))
+def test_infogan_step_gradients_match_finite_differences_of_the_forward_pass(gc, case):
+    """arch="conv" (DCGAN's G and D, checked layer by layer in test_conv.py) and
+    q_hidden (Q's own hidden layer): the step's D and G gradients against finite
+    differences of the losses of eq-infogan-d and eq-infogan-g, computed with the
+    networks' own forward passes (BN statistics per half, as in the step). Thousands
+    of ReLU units: a small step h keeps them all on their side (the seeds are chosen
+    so that none is crossed); h = 1e-5, not smaller, since below it the loss's own
+    rounding dominates the difference (at 1e-6 the G check of the three-conv D measured
+    8.7e-7 on one machine and 1.1e-6 on another, over the tolerance)."""
     from npgan.conv import Conv2d, ConvTranspose2d
     from npgan.layers import LeakyReLU, Linear, ReLU
+    from npgan.qhead import QHead
 
-    settings, seed = CONV_CASES[case]
-    cfg = tiny_config(arch="conv", g_channels=(3, 2), **settings)
+    settings, seed = STEP_CASES[case]
+    cfg = tiny_config(**{"arch": "conv", "g_channels": (3, 2), **settings})
     model = InfoGAN(cfg, seed=seed)
     rng = np.random.default_rng(3)
     for net in (model.G, model.D):       # non-zero biases: no unit sits on its kink
         for layer in net.layers:
             if isinstance(layer, (Linear, Conv2d, ConvTranspose2d)):
                 layer.b[...] = rng.normal(0, 0.1, layer.b.shape)
+            if isinstance(layer, QHead):
+                for b in (layer.b_d, layer.b_h, layer.b_q):
+                    b[...] = rng.normal(0, 0.1, b.shape)
     model.train_step(rng.uniform(-1, 1, (B, 784)))     # Adam state, moved weights
     rec = gc.record_train_step(model, rng.uniform(-1, 1, (B, 784)))
 
     def signs(*nets):
-        return [layer.y > 0 for net in nets for layer in net.layers
-                if isinstance(layer, (ReLU, LeakyReLU))]
+        return [layer.positive.copy() if isinstance(layer, QHead) else layer.y > 0
+                for net in nets for layer in net.layers
+                if isinstance(layer, (ReLU, LeakyReLU, QHead))]
     d_in, g_in = rec["d_in"], rec["g_in"]
     L, K = cfg.latent_dim, cfg.n_cat
     c1, cont = g_in[:, L:L + K].argmax(axis=1), g_in[:, L + K:]
     targets = np.r_[np.full(B, cfg.real_label), np.zeros(B)][:, None]
     D, G = model.D, model.G
     D.flat_params[...] = rec["thD0"]
+    assert isinstance(D.layers[-1], QHead) == bool(cfg.q_hidden)
 
     watch, watch_g = gc.KinkWatch(), gc.KinkWatch()
 
@@ -325,7 +337,7 @@ def test_conv_infogan_step_gradients_match_finite_differences(gc, case):
         return float(np.mean(gc.softplus(z) - targets * z) + info_term(cfg, out[B:], c1, cont))
 
     assert rec["losses"][0] == pytest.approx(d_loss(), rel=1e-10)
-    err_d = gc.rel_error(rec["gD"], gc.fd_gradient(d_loss, D.flat_params, h=1e-6))
+    err_d = gc.rel_error(rec["gD"], gc.fd_gradient(d_loss, D.flat_params, h=1e-5))
     D.flat_params[...] = rec["thD1"]
     G.flat_params[...] = rec["thG0"]
     set_batch_groups(D, B)
@@ -336,11 +348,65 @@ def test_conv_infogan_step_gradients_match_finite_differences(gc, case):
         return float(np.mean(gc.softplus(-out[:, :1])) + info_term(cfg, out, c1, cont))
 
     assert rec["losses"][1] == pytest.approx(g_loss(), rel=1e-10)
-    err_g = gc.rel_error(rec["gG"], gc.fd_gradient(g_loss, G.flat_params, h=1e-6))
+    err_g = gc.rel_error(rec["gG"], gc.fd_gradient(g_loss, G.flat_params, h=1e-5))
     assert watch.crossings == watch_g.crossings == 0, "a ReLU kink was crossed: change the seed"
-    gc.measured(f"FD conv InfoGAN D+Q grads [{case}]", err_d)
-    gc.measured(f"FD conv InfoGAN G grads (through D and Q) [{case}]", err_g)
+    gc.measured(f"FD InfoGAN D+Q grads [{case}]", err_d)
+    gc.measured(f"FD InfoGAN G grads (through D and Q) [{case}]", err_g)
     assert err_d < TOL and err_g < TOL, (err_d, err_g)
+
+
+def _q_head_case(dtype=np.float64):
+    """A QHead of odd sizes, non-zero biases, an input and an upstream gradient."""
+    from npgan.qhead import QHead
+
+    rng = np.random.default_rng(11)
+    head = QHead(7, 3, 4, rng, slope=0.2, dtype=dtype)
+    for b in (head.b_d, head.b_h, head.b_q):
+        b[...] = rng.normal(0, 0.3, b.shape)
+    h = rng.normal(size=(5, 7))
+    upstream = rng.normal(size=(5, 5))
+    return head, h, upstream
+
+
+def test_q_head_matches_torch_autograd(gc):
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch==2.13.0)")
+    F = torch.nn.functional
+    head, h, upstream = _q_head_case()
+    out = head.forward(h.copy()).copy()
+    dh = head.backward(upstream.copy()).copy()
+    names = head.params
+    t = {name: torch.tensor(getattr(head, name), requires_grad=True) for name in names}
+    th = torch.tensor(h, requires_grad=True)
+    logit = th @ t["W_d"] + t["b_d"]
+    q = F.leaky_relu(th @ t["W_h"] + t["b_h"], 0.2) @ t["W_q"] + t["b_q"]
+    t_out = torch.cat([logit, q], dim=1)
+    (t_out * torch.from_numpy(upstream)).sum().backward()
+    np.testing.assert_allclose(out, t_out.detach().numpy(), rtol=0, atol=1e-13)
+    errors = [gc.rel_error(getattr(head, "d" + name), t[name].grad.numpy()) for name in names]
+    errors.append(gc.rel_error(dh, th.grad.numpy()))
+    gc.measured("torch QHead (D's logit and Q's own hidden layer)", max(errors))
+    assert max(errors) < 1e-12, dict(zip([*names, "h"], errors))
+    # the G step asks for dL/dh alone: the weights' gradients stay as they were
+    before = [getattr(head, "d" + name).copy() for name in names]
+    head.forward(h.copy())
+    np.testing.assert_allclose(head.backward(2 * upstream, param_grads=False), 2 * dh, rtol=1e-13)
+    for name, old in zip(names, before):
+        np.testing.assert_array_equal(getattr(head, "d" + name), old)
+
+
+def test_q_head_matches_finite_differences(gc):
+    head, h, upstream = _q_head_case()
+
+    def loss():
+        return float((head.forward(h) * upstream).sum())
+
+    head.forward(h)
+    dh = head.backward(upstream.copy()).copy()
+    errors = {name: gc.rel_error(getattr(head, "d" + name), gc.fd_gradient(loss, getattr(head, name)))
+              for name in head.params}
+    errors["h"] = gc.rel_error(dh, gc.fd_gradient(loss, h))
+    gc.measured("FD QHead (D's logit and Q's own hidden layer)", max(errors.values()))
+    assert max(errors.values()) < 1e-9, errors
 
 
 @pytest.mark.parametrize("field,value,message", [
@@ -349,6 +415,7 @@ def test_conv_infogan_step_gradients_match_finite_differences(gc, case):
     ("z_std", 0.0, "InfoGANConfig.z_std must be"),
     ("arch", "rnn", "InfoGANConfig.arch must be one of"),
     ("lambda_cat", -1.0, "InfoGANConfig.lambda_cat must be"),
+    ("q_hidden", -3, "InfoGANConfig.q_hidden must be a whole number"),
 ])
 def test_infogan_config_says_which_field_is_wrong(field, value, message):
     with pytest.raises((TypeError, ValueError), match=message.replace("[", r"\[").replace("(", r"\(")):
@@ -357,11 +424,12 @@ def test_infogan_config_says_which_field_is_wrong(field, value, message):
         InfoGANConfig(n_cat=0, n_cont=0)
 
 
-@pytest.mark.parametrize("arch,upsample,d_channels", [
-    ("mlp", "transposed", (4, 8)), ("conv", "transposed", (4, 8)), ("conv", "resize", (4, 8)),
-    ("conv", "transposed", (4, 8, 16))])
-def test_num_parameters_counts_what_is_built(arch, upsample, d_channels):
+@pytest.mark.parametrize("arch,upsample,d_channels,q_hidden", [
+    ("mlp", "transposed", (4, 8), 0), ("conv", "transposed", (4, 8), 0), ("conv", "resize", (4, 8), 0),
+    ("conv", "transposed", (4, 8, 16), 0), ("mlp", "transposed", (4, 8), 5),
+    ("conv", "transposed", (4, 8, 16), 7)])
+def test_num_parameters_counts_what_is_built(arch, upsample, d_channels, q_hidden):
     cfg = InfoGANConfig(arch=arch, g_channels=(8, 4), d_channels=d_channels, g_hidden=(16,),
-                        d_hidden=(16,), g_upsample=upsample)
+                        d_hidden=(16,), g_upsample=upsample, q_hidden=q_hidden)
     model = InfoGAN(cfg, seed=0)
     assert cfg.num_parameters() == model.G.num_params() + model.D.num_params()

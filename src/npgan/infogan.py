@@ -6,7 +6,8 @@ discriminator carries a second head Q that must read c back from G(z, c).
 
 c1 ~ Cat(10) and c2, c3 ~ U(−1, 1) are drawn from their priors for every fake,
 and no label of the data is ever used. Q is one more linear map on D's last
-hidden layer, so D and Q are ONE network (``self.D``) whose output has
+hidden layer (or, with q_hidden, a hidden layer of its own and then that map:
+qhead.py), so D and Q are ONE network (``self.D``) whose output has
 1 + n_cat + n_cont columns.
 
 The mutual-information term (eq-infogan-li in 21.3) is the variational lower bound
@@ -30,8 +31,9 @@ from . import checks, models
 from .batchnorm import set_batch_groups
 from .dcgan import ConvNets, build_discriminator, build_generator, conv_parameters
 from .gan import GAN, IMAGE_SIZE
-from .layers import mlp
+from .layers import Sequential, mlp
 from .losses import bce_with_logits, gaussian_nll, softmax, softmax_cross_entropy
+from .qhead import QHead
 
 
 @dataclass
@@ -60,6 +62,8 @@ class InfoGANConfig(ConvNets):
     d_batch_std: int = 0             # D (and so Q) without the batch-spread feature of the GAN's D
     arch: str = "mlp"                # "mlp" (g_hidden, d_hidden) or "conv" (DCGAN's G and D,
                                      # shaped by the ConvNets fields; BN in D is then under Q too)
+    q_hidden: int = 0                # 0: Q is one linear map on D's last hidden layer; n: Q has
+                                     # a hidden layer of n units of its own (qhead.py; paper: 128)
 
     def validate(self):
         checks.whole_number(self, "n_cat", 0, 1000)
@@ -70,6 +74,7 @@ class InfoGANConfig(ConvNets):
         checks.real_number(self, "lambda_con", 0)
         checks.real_number(self, "z_std", 0, low_open=True)
         checks.one_of(self, "arch", ("mlp", "conv"))
+        checks.whole_number(self, "q_hidden", 0, 100_000)
         self.validate_conv_nets()
         if self.d_batch_std:
             raise ValueError("InfoGAN's D (with Q) has no batch-spread feature: use d_batch_std=0")
@@ -78,10 +83,17 @@ class InfoGANConfig(ConvNets):
     def num_parameters(self):
         n_in, n_out = self.latent_dim + self.n_cat + self.n_cont, 1 + self.n_cat + self.n_cont
         if self.arch == "conv":      # DCGAN's G and D with these input and output sizes
-            return conv_parameters(self, n_in, n_out)
-        return sum((a + 1) * b for sizes in ((n_in, *self.g_hidden, IMAGE_SIZE),
-                                             (IMAGE_SIZE, *self.d_hidden, n_out))
-                   for a, b in zip(sizes[:-1], sizes[1:]))
+            n = conv_parameters(self, n_in, n_out)
+            last = self.d_fc[-1] if self.d_fc else self.d_channels[-1] * (28 >> len(self.d_channels)) ** 2
+        else:
+            n = sum((a + 1) * b for sizes in ((n_in, *self.g_hidden, IMAGE_SIZE),
+                                              (IMAGE_SIZE, *self.d_hidden, n_out))
+                    for a, b in zip(sizes[:-1], sizes[1:]))
+            last = self.d_hidden[-1] if self.d_hidden else IMAGE_SIZE
+        if self.q_hidden:            # QHead instead of D's last Linear (last → n_out)
+            h = self.q_hidden
+            n += (last + 1) * (1 + h) + (h + 1) * (n_out - 1) - (last + 1) * n_out
+        return n
 
 
 class InfoGAN(GAN):
@@ -107,14 +119,20 @@ class InfoGAN(GAN):
         c = self.config
         n_out = 1 + c.n_cat + c.n_cont
         if c.arch == "conv":
-            return (build_generator(c, self.rng, self.dtype, n_in=self.input_size),
-                    build_discriminator(c, self.rng, self.dtype, n_out=n_out))
-        if c.arch != "mlp":
+            G = build_generator(c, self.rng, self.dtype, n_in=self.input_size)
+            D = build_discriminator(c, self.rng, self.dtype, n_out=n_out)
+        elif c.arch == "mlp":
+            G = mlp((self.input_size, *c.g_hidden, IMAGE_SIZE), c.activation, "tanh",
+                    self.rng, self.dtype, c.leaky_slope)
+            D = mlp((IMAGE_SIZE, *c.d_hidden, n_out), c.activation, None,
+                    self.rng, self.dtype, c.leaky_slope, dropout=c.d_dropout)
+        else:
             raise ValueError(f"arch must be 'mlp' or 'conv', got {c.arch!r}")
-        G = mlp((self.input_size, *c.g_hidden, IMAGE_SIZE), c.activation, "tanh",
-                self.rng, self.dtype, c.leaky_slope)
-        D = mlp((IMAGE_SIZE, *c.d_hidden, n_out), c.activation, None,
-                self.rng, self.dtype, c.leaky_slope, dropout=c.d_dropout)
+        if c.q_hidden:   # D's last Linear becomes the two heads of qhead.py
+            last = D.layers[-1]
+            head = QHead(last.W.shape[0], c.q_hidden, n_out - 1, self.rng,
+                         c.leaky_slope, self.dtype)
+            D = Sequential(D.layers[:-1] + [head])
         return G, D
 
     @property
