@@ -1,8 +1,11 @@
 """Score every InfoGAN run of experiments/infogan_runs.py: for each checkpoint,
 c1's matched accuracy and the four Spearman ρ (codes × slant, width), written
 to experiments/infogan_runs.csv with the settings that differ from the book's.
+Runs whose checkpoints are not in this data folder (trained on another machine)
+keep their rows as the file has them.
 
-    python experiments/infogan_scores.py
+    python experiments/infogan_scores.py             # every run found
+    python experiments/infogan_scores.py qhead128    # only these runs
 """
 
 import csv
@@ -23,10 +26,22 @@ from npgan.metrics import load_evaluator
 OUT = Path(__file__).with_name("infogan_runs.csv")
 
 
+def kept_rows(scored):
+    """The CSV's rows of the runs that are not scored again now."""
+    if not OUT.exists():
+        return []
+    lines = [line for line in OUT.read_text(encoding="utf-8").splitlines() if not line.startswith("#")]
+    return [row for row in list(csv.reader(lines))[1:] if row[0] not in scored]
+
+
 def main():
     evaluator, rows = load_evaluator(), []
     book = json.loads(book_config("infogan").to_json())
-    for path in sorted(checkpoint.run_dir("x").parent.glob("infogan-*/epoch_*.npz")):
+    paths = sorted(checkpoint.run_dir("x").parent.glob("infogan-*/epoch_*.npz"))
+    if sys.argv[1:]:
+        paths = [p for p in paths if p.parent.name.removeprefix("infogan-") in sys.argv[1:]]
+    scored = {p.parent.name.removeprefix("infogan-") for p in paths}
+    for path in paths:
         model, meta = checkpoint.load(path)
         config = json.loads(model.config.to_json())
         settings = " ".join(f"{k}={v}" for k, v in config.items() if book.get(k) != v)
@@ -43,7 +58,8 @@ def main():
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["run", "settings", "epoch", "c1_matched_accuracy", "c2_slant_rho",
                      "c2_width_rho", "c3_slant_rho", "c3_width_rho"])
-    writer.writerows(rows)
+    # one table, sorted by run and epoch
+    writer.writerows(sorted(kept_rows(scored) + rows, key=lambda row: (row[0], int(row[2]))))
     with atomic_write(OUT, "w", encoding="utf-8") as f:
         f.write(buf.getvalue())
     print(f"wrote {OUT}")
