@@ -141,6 +141,23 @@ def test_fd_matches_the_closed_form_for_two_gaussians():
     assert fd == pytest.approx(3 + 4 + 1, rel=1e-12)
 
 
+def test_fd_parts_split_the_mean_from_the_spread():
+    rng = np.random.default_rng(4)
+    h = 4
+    a = rng.standard_normal((h, h))
+    cov = a @ a.T + 0.1 * np.eye(h)
+    mean1, mean2 = rng.standard_normal(h), rng.standard_normal(h)
+    x, y = with_exact_moments(rng, mean1, cov, 400), with_exact_moments(rng, mean2, 4 * cov, 600)
+    parts = metrics.frechet_parts(x, y)
+    assert parts["mean"] == pytest.approx(np.sum((mean1 - mean2) ** 2), rel=1e-10)
+    # C2 = 4 C1: Tr C1 + 4 Tr C1 − 2 Tr (4 C1²)^(1/2) = (1 + 4 − 4) Tr C1
+    assert parts["covariance"] == pytest.approx(np.trace(cov), rel=1e-8)
+    assert parts["mean"] + parts["covariance"] == pytest.approx(metrics.frechet_distance(x, y), rel=1e-12)
+    shifted = metrics.frechet_parts(x, x + 0.5)       # a shift moves the mean only
+    assert shifted["mean"] == pytest.approx(h * 0.25, rel=1e-10)
+    assert shifted["covariance"] == pytest.approx(0, abs=1e-8)
+
+
 def test_fd_rejects_mismatched_features():
     with pytest.raises(ValueError, match="same H"):
         metrics.frechet_distance(np.zeros((10, 3)), np.zeros((10, 4)))

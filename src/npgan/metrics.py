@@ -178,6 +178,18 @@ def frechet_distance(feats_a, feats_b):
     return frechet_from_stats(*_mean_cov(feats_a), *_mean_cov(feats_b))
 
 
+def frechet_parts(feats_a, feats_b):
+    """The two terms of eq-eval-fd (21.5) apart: {"mean": ‖μa − μb‖², "covariance":
+    Tr Ca + Tr Cb − 2 Tr (Ca Cb)^(1/2)}; they add up to frechet_distance(feats_a, feats_b).
+    The first says how far the average image moved, the second how differently the
+    images spread around it."""
+    (mean_a, cov_a), (mean_b, cov_b) = _mean_cov(feats_a), _mean_cov(feats_b)
+    total = frechet_from_stats(mean_a, cov_a, mean_b, cov_b)
+    diff = mean_a - mean_b
+    mean = float(diff @ diff)
+    return {"mean": mean, "covariance": total - mean}
+
+
 _REFERENCE = {}
 
 
