@@ -208,10 +208,11 @@ def test_snapshot_rows_hold_one_c1_each():
     np.testing.assert_array_equal(g_in[:, 15:], 0)
 
 
-def test_trains_without_labels_and_checkpoints_round_trip(tmp_path):
+@pytest.mark.parametrize("q_hidden", [0, 8])
+def test_trains_without_labels_and_checkpoints_round_trip(tmp_path, q_hidden):
     rng = np.random.default_rng(0)
     images = rng.uniform(-1, 1, (64, 784)).astype(np.float32)
-    cfg = InfoGANConfig(batch_size=16, g_hidden=(32, 32), d_hidden=(32, 32))
+    cfg = InfoGANConfig(batch_size=16, g_hidden=(32, 32), d_hidden=(32, 32), q_hidden=q_hidden)
     model = InfoGAN(cfg, seed=0)
     history = train(model, images, epochs=2, progress=False)
     assert len(history.records) == 8 and len(model.info_log) == 8
@@ -222,9 +223,12 @@ def test_trains_without_labels_and_checkpoints_round_trip(tmp_path):
     assert isinstance(loaded, InfoGAN) and meta["model"] == "infogan" and loaded.config == cfg
     g_in = model.sample_noise(5, np.random.default_rng(1))
     np.testing.assert_array_equal(loaded.generate(g_in), model.generate(g_in))
-    probs, means = loaded.read_codes(loaded.generate(g_in))
+    x = model.generate(g_in)
+    probs, means = loaded.read_codes(x)
     assert probs.shape == (5, 10) and means.shape == (5, 2)
     np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-6)
+    for a, b in zip(model.read_codes(x), (probs, means)):   # D and Q came back too
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.fixture
