@@ -73,6 +73,13 @@ class DCGANConfig(ConvNets):
         return conv_parameters(self, self.latent_dim, 1)
 
 
+def d_linear_inputs(cfg):
+    """Input sizes of D's Linear layers (the hidden ones of d_fc, then the last): first
+    the flattened last maps (7×7, 3×3 or 1×1 per channel, + 1 for the batch spread)."""
+    d = cfg.d_channels
+    return (d[-1] * (28 >> len(d)) ** 2 + (1 if cfg.d_batch_std else 0), *cfg.d_fc)
+
+
 def conv_parameters(cfg, n_in, n_out):
     """Weights and biases of the G and D below, from cfg's widths alone: G reads
     n_in numbers, D's last Linear has n_out outputs (InfoGAN's conv nets use it too)."""
@@ -80,10 +87,8 @@ def conv_parameters(cfg, n_in, n_out):
     g_bn = 2 * (g1 + g2) if cfg.batch_norm else 0          # γ and β per channel
     d_bn = 2 * sum(d[1:]) if cfg.d_batch_norm else 0        # after every conv of D but the first
     k = 9 if cfg.g_upsample == "resize" else 16             # G's 3×3 or 4×4 kernels
-    spread = 1 if cfg.d_batch_std else 0                    # the Linear's input for the batch spread
     d_convs = 17 * d[0] + sum(16 * a * b + b for a, b in zip(d, d[1:]))
-    last_pixels = (28 >> len(d)) ** 2                       # D's last maps: 7×7, 3×3 or 1×1
-    fc = (d[-1] * last_pixels + spread, *cfg.d_fc, n_out)   # the Linear layers' sizes
+    fc = (*d_linear_inputs(cfg), n_out)                     # the Linear layers' sizes
     return ((n_in + 1) * g1 * 49 + k * g1 * g2 + g2 + k * g2 + 1 + g_bn
             + d_convs + d_bn + sum((a + 1) * b for a, b in zip(fc, fc[1:])))
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from . import checks, models
 from .batchnorm import set_batch_groups
-from .dcgan import ConvNets, build_discriminator, build_generator, conv_parameters
+from .dcgan import ConvNets, build_discriminator, build_generator, conv_parameters, d_linear_inputs
 from .gan import GAN, IMAGE_SIZE
 from .layers import Sequential, mlp
 from .losses import bce_with_logits, gaussian_nll, softmax, softmax_cross_entropy
@@ -84,7 +84,7 @@ class InfoGANConfig(ConvNets):
         n_in, n_out = self.latent_dim + self.n_cat + self.n_cont, 1 + self.n_cat + self.n_cont
         if self.arch == "conv":      # DCGAN's G and D with these input and output sizes
             n = conv_parameters(self, n_in, n_out)
-            last = self.d_fc[-1] if self.d_fc else self.d_channels[-1] * (28 >> len(self.d_channels)) ** 2
+            last = d_linear_inputs(self)[-1]
         else:
             n = sum((a + 1) * b for sizes in ((n_in, *self.g_hidden, IMAGE_SIZE),
                                               (IMAGE_SIZE, *self.d_hidden, n_out))
