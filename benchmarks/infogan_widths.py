@@ -7,11 +7,12 @@ this is a lower bound). Why the book does not train the paper's networks (21.3.7
     .venv/bin/python benchmarks/infogan_widths.py
 """
 
-import time
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 
+from bench_train import Contender, time_round_robin   # benchmarks/ is this script's folder
 from npgan import book_config, build
 from npgan.threads import blas_threads
 
@@ -29,16 +30,9 @@ def main(rounds=5, steps=3):
                                             d_channels=(64, 128), d_fc=(1024,), d_dropout=0.0,
                                             q_hidden=128, lr_d=2e-4, lr_g=1e-3),
     }
-    models = {name: build(cfg, seed=0) for name, cfg in configs.items()}
-    for model in models.values():
-        model.train_step(x)                     # buffers allocated, not timed
-    times = {name: [] for name in models}
-    for _ in range(rounds):
-        for name, model in models.items():
-            start = time.perf_counter()
-            for _ in range(steps):
-                model.train_step(x)
-            times[name].append((time.perf_counter() - start) / steps)
+    contenders = [Contender(name, "infogan", name, 0.0, partial(build(cfg, seed=0).train_step, x))
+                  for name, cfg in configs.items()]
+    times = time_round_robin(contenders, rounds, steps, budget=float("inf"), warmup=1)
     base = float(np.median(times["book (MLP)"]))
     for name, t in times.items():
         ms = float(np.median(t)) * 1000
