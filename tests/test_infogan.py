@@ -17,7 +17,7 @@ import pytest
 
 from npgan import InfoGAN, InfoGANConfig, checkpoint, train
 from npgan.batchnorm import set_batch_groups
-from npgan.losses import gaussian_nll
+from npgan.losses import batch_cluster_entropy, gaussian_nll
 
 B = 4
 TOL = 1e-6
@@ -43,6 +43,44 @@ def info_term(cfg, q_out, c1, cont):
     return cfg.lambda_cat * ce + cfg.lambda_con * nll
 
 
+def cluster_entropy(logits):
+    """mean_i H(softmax(z_i)) − H(mean_i softmax(z_i)), written out naively."""
+    p = np.exp(log_softmax(logits))
+    mean = p.mean(axis=0)
+    return -(p * np.log(p)).sum(axis=1).mean() + (mean * np.log(mean)).sum()
+
+
+def test_batch_cluster_entropy_value_gradient_and_limits(gc):
+    rng = np.random.default_rng(5)
+    logits = rng.normal(0, 2, (9, 4))
+    loss, grad = batch_cluster_entropy(logits.copy())
+    assert loss == pytest.approx(cluster_entropy(logits), rel=1e-12)
+    err = gc.rel_error(grad, gc.fd_gradient(lambda: cluster_entropy(logits), logits))
+    gc.measured("FD batch_cluster_entropy dz", err)
+    assert err < 1e-8
+    # sure of each row and every value used equally often: −ln K, the minimum
+    sure = np.where(np.eye(4, dtype=bool)[np.arange(8) % 4], 40.0, -40.0)
+    assert batch_cluster_entropy(sure)[0] == pytest.approx(-np.log(4), abs=1e-12)
+    # every row sure of the same value: 0, however sure
+    assert batch_cluster_entropy(np.tile([40.0, 0, 0, 0], (8, 1)))[0] == pytest.approx(0, abs=1e-12)
+    assert np.all(np.isfinite(batch_cluster_entropy(sure * 30)[1]))
+
+
+def test_batch_cluster_entropy_matches_torch_autograd(gc):
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch==2.13.0)")
+    logits = np.random.default_rng(6).normal(0, 3, (16, 10))
+    z = torch.tensor(logits, requires_grad=True)
+    p = torch.softmax(z, dim=1)
+    mean = p.mean(dim=0)
+    loss = -(p * torch.log_softmax(z, dim=1)).sum(dim=1).mean() + (mean * torch.log(mean)).sum()
+    loss.backward()
+    ours, grad = batch_cluster_entropy(logits)
+    assert ours == pytest.approx(loss.item(), rel=1e-12)
+    err = gc.rel_error(grad, z.grad.numpy())
+    gc.measured("torch batch_cluster_entropy dz", err)
+    assert err < 1e-10
+
+
 def test_gaussian_nll_value_and_gradient(gc):
     rng = np.random.default_rng(0)
     means, targets = rng.normal(size=(5, 3)), rng.uniform(-1, 1, (5, 3))
@@ -52,10 +90,11 @@ def test_gaussian_nll_value_and_gradient(gc):
     assert gc.rel_error(grad, fd) < 1e-9
 
 
-@pytest.mark.parametrize("case", ["plain", "dropout", "relu sgd"])
+@pytest.mark.parametrize("case", ["plain", "dropout", "relu sgd", "cluster entropy on real"])
 def test_train_step_gradients_match_finite_differences(gc, case):
     extra = {"plain": {}, "dropout": dict(d_dropout=0.3),
-             "relu sgd": dict(activation="relu", optimizer="sgd", momentum=0.9)}[case]
+             "relu sgd": dict(activation="relu", optimizer="sgd", momentum=0.9),
+             "cluster entropy on real": dict(lambda_ent=0.8, d_dropout=0.3)}[case]
     cfg = tiny_config(**extra)
     model = InfoGAN(cfg, seed=4)
     rng = np.random.default_rng(7)
@@ -89,7 +128,9 @@ def test_train_step_gradients_match_finite_differences(gc, case):
         out = gc.ref_mlp(theta_d, shapes_d, d_in, slope, None, rec["masks_d"], signs)
         watch.check(signs)
         z = out[:, :1]
-        return float(np.mean(gc.softplus(z) - targets * z) + info_term(cfg, out[B:], c1, cont))
+        # lambda_ent: Q's c1 on the real rows (their labels are never used)
+        ent = cfg.lambda_ent * cluster_entropy(out[:B, 1:1 + K]) if cfg.lambda_ent else 0.0
+        return float(np.mean(gc.softplus(z) - targets * z) + info_term(cfg, out[B:], c1, cont) + ent)
 
     assert rec["losses"][0] == pytest.approx(d_loss(), rel=1e-12)
     err_d = gc.rel_error(rec["gD"], gc.fd_gradient(d_loss, theta_d))
@@ -420,6 +461,7 @@ def test_q_head_matches_finite_differences(gc):
     ("arch", "rnn", "InfoGANConfig.arch must be one of"),
     ("lambda_cat", -1.0, "InfoGANConfig.lambda_cat must be"),
     ("q_hidden", -3, "InfoGANConfig.q_hidden must be a whole number"),
+    ("lambda_ent", -0.5, "InfoGANConfig.lambda_ent must be"),
 ])
 def test_infogan_config_says_which_field_is_wrong(field, value, message):
     with pytest.raises((TypeError, ValueError), match=message.replace("[", r"\[").replace("(", r"\(")):

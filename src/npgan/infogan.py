@@ -32,7 +32,8 @@ from .batchnorm import set_batch_groups
 from .dcgan import ConvNets, build_discriminator, build_generator, conv_parameters, d_linear_inputs
 from .gan import GAN, IMAGE_SIZE
 from .layers import Sequential, mlp
-from .losses import bce_with_logits, gaussian_nll, softmax, softmax_cross_entropy
+from .losses import (batch_cluster_entropy, bce_with_logits, gaussian_nll, softmax,
+                     softmax_cross_entropy)
 from .qhead import QHead
 
 
@@ -62,6 +63,8 @@ class InfoGANConfig(ConvNets):
     d_batch_std: int = 0             # D (and so Q) without the batch-spread feature of the GAN's D
     arch: str = "mlp"                # "mlp" (g_hidden, d_hidden) or "conv" (DCGAN's G and D,
                                      # shaped by the ConvNets fields; BN in D is then under Q too)
+    lambda_ent: float = 0.0          # weight of losses.batch_cluster_entropy of Q's c1 on REAL
+                                     # images (no labels): each sure, all values used alike
     q_hidden: int = 0                # 0: Q is one linear map on D's last hidden layer; n: Q has
                                      # a hidden layer of n units of its own (qhead.py; paper: 128)
 
@@ -73,6 +76,7 @@ class InfoGANConfig(ConvNets):
         checks.real_number(self, "lambda_cat", 0)
         checks.real_number(self, "lambda_con", 0)
         checks.real_number(self, "z_std", 0, low_open=True)
+        checks.real_number(self, "lambda_ent", 0)
         checks.one_of(self, "arch", ("mlp", "conv"))
         checks.whole_number(self, "q_hidden", 0, 100_000)
         self.validate_conv_nets()
@@ -278,6 +282,10 @@ class InfoGAN(GAN):
         grad[:] = 0
         grad[:, :1] = grad_logit
         info, _, _ = self._info_loss(out[B:], c1, cont, grad[B:])
+        if c.lambda_ent and c.n_cat:   # Q's c1 on the real rows, without their labels
+            ent, g = batch_cluster_entropy(out[:B, 1:1 + c.n_cat])
+            np.multiply(g, c.lambda_ent, out=grad[:B, 1:1 + c.n_cat])
+            info += c.lambda_ent * ent
         loss_d = loss_gan + info
         d_real, d_fake = float(prob[:B].mean()), float(prob[B:].mean())
         self.D.backward(grad, input_grad=False)

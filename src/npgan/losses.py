@@ -77,3 +77,27 @@ def gaussian_nll(means, targets):
     loss = 0.5 * float(np.sum(diff * diff, dtype=np.float64)) / n
     diff /= means.dtype.type(n)
     return loss, diff
+
+
+def batch_cluster_entropy(logits):
+    """Springenberg's (2016) unsupervised clustering loss on a batch: the mean
+    entropy of each row's softmax minus the entropy of the batch's mean softmax,
+
+        mean_i H(p_i) − H(p̄),   p_i = softmax(z_i),  p̄ = mean_i p_i,
+
+    low when every row is sure of its value and the batch uses all values alike.
+    With H_i the row entropies, dH_i/dz_ij = −p_ij (log p_ij + H_i) and
+    dH(p̄)/dz_ij = p_ij (Σ_k p_ik log p̄_k − log p̄_j) / N.
+    Returns (loss, dloss/dlogits).
+    """
+    n = logits.shape[0]
+    p = softmax(logits).astype(np.float64)
+    log_p = np.log(np.maximum(p, 1e-300))
+    h_rows = -(p * log_p).sum(axis=1, keepdims=True)
+    mean = p.mean(axis=0)
+    log_mean = np.log(np.maximum(mean, 1e-300))
+    h_mean = -(mean * log_mean).sum()
+    grad_rows = -p * (log_p + h_rows) / n
+    grad_mean = p * ((p * log_mean).sum(axis=1, keepdims=True) - log_mean) / n
+    loss = float(h_rows.mean() - h_mean)
+    return loss, (grad_rows - grad_mean).astype(logits.dtype)
