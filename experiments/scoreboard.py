@@ -151,6 +151,11 @@ LEVERS = {
         # D's last Linear also reads the batch's spread (batchstd.py), as the MLP GAN's D
         "batch std": {"d_batch_std": 4},
         "batch std, dropout 0.15": {"d_batch_std": 4, "d_dropout": 0.15},
+        # on the book's recipe (8-epoch board, scoreboard-e8.csv): a D that sees all of its
+        # last maps at once, G's ×2 steps without the checkerboard, D of twice the widths
+        "FC 256": {"d_fc": (256,)},
+        "resize": {"g_upsample": "resize"},
+        "D 32/64/128": {"d_channels": (32, 64, 128)},
     },
     # no levers: only the seed spread of the book's own recipe (--final)
     "infogan": {"book": {}},
@@ -268,11 +273,28 @@ def table_stem(epochs):
     return "scoreboard" if epochs == 10 else f"scoreboard-e{epochs}"
 
 
+def kept_rows(path, runs):
+    """The rows of the CSV at ``path`` whose runs (model, lever, seed) are not among
+    ``runs``: runs trained on another machine stay in the table."""
+    if not path.exists():
+        return []
+    done = {(r["model"], r["lever"], int(r["seed"])) for r in runs}
+
+    def value(key, text):
+        if text == "" or key in ("model", "lever"):
+            return None if text == "" else text
+        return int(text) if key in ("seed", "epochs") else float(text)
+    with path.open(encoding="utf-8") as f:
+        rows = [{k: value(k, v) for k, v in r.items()} for r in csv.DictReader(f)]
+    return [r for r in rows if (r["model"], r["lever"], r["seed"]) not in done]
+
+
 def gather(epochs):
     rows = [json.loads(p.read_text()) for p in sorted((data_dir() / "scoreboard").glob(f"*-e{epochs}.json"))]
     if not rows:
         sys.exit(f"no scoreboard runs of {epochs} epochs in {data_dir() / 'scoreboard'}")
     stem = table_stem(epochs)
+    rows += kept_rows(HERE / f"{stem}.csv", rows)
     write_csv(HERE / f"{stem}.csv", COLUMNS, sorted(
         rows, key=lambda r: (r["model"], list(LEVERS[r["model"]]).index(r["lever"]), r["seed"])))
     commands = []   # what was run, read off the runs themselves
