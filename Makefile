@@ -9,6 +9,18 @@ STAMPS  := $(VENV)/.stamps
 ifneq ($(strip $(HOME)),)
 export NPGAN_DATA ?= $(HOME)/.cache/npgan
 endif
+# The same arithmetic on every x86-64 machine: OpenBLAS and NumPy pick their kernels by
+# CPU, and a GAN's training amplifies the last-bit differences between kernels. Measured
+# 2026-12-02 on an AVX-512 machine (OpenBLAS core SkylakeX, NumPy X86_V4): the book's
+# runs came out different from those on AVX2 machines (InfoGAN's c1 47.7 % against 65.3 %,
+# the DCGAN's FD 13.35 against 11.68, even the real-vs-real floor 2.3517 against 2.3438);
+# with OpenBLAS's Haswell kernels and NumPy's AVX-512 loops off, it gave the AVX2
+# machines' evaluator and floor to the last digit, and trained no slower (a DCGAN step
+# 25.6 against 27.6 ms). Set either variable yourself to choose otherwise.
+ifeq ($(shell uname -m),x86_64)
+export OPENBLAS_CORETYPE ?= Haswell
+export NPY_DISABLE_CPU_FEATURES ?= X86_V4 AVX512_ICL AVX512_SPR
+endif
 APT_PACKAGES := chromium chromium-driver fonts-noto-cjk dataset-fashion-mnist
 MATHJAX := _static_offline/mathjax
 # --all re-reads every page (notebooks still come from the execution cache): without it a
