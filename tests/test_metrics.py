@@ -338,3 +338,34 @@ def test_unsure_share_counts_images_without_a_clear_digit():
     assert metrics.unsure_share(images, Logits([sure, flat, edge, sure]), threshold=0.5) == 0.25
     with pytest.raises(ValueError, match="threshold"):
         metrics.unsure_share(images, Logits([sure] * 4), threshold=1.5)
+
+
+def test_evaluator_trains_with_a_fixed_number_of_blas_threads(monkeypatch):
+    """OpenBLAS's sums, and so the evaluator's weights, depend on the thread count:
+    train_evaluator uses EVALUATOR_THREADS whatever the caller set, and gives the
+    caller's setting back afterwards."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import npgan.evaluator as evaluator_module
+
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (300, 784)).astype(np.float32)
+    labels = rng.integers(0, 10, 300)
+    monkeypatch.setattr(evaluator_module, "load_images",
+                        lambda dataset, split, directory=None: (images.copy(), labels.copy()))
+    monkeypatch.setattr(evaluator_module, "TRAIN_SIZE", 200)
+    monkeypatch.setattr(evaluator_module, "VALIDATION", slice(200, 300))
+
+    def blas_threads():
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+    seen, loss = [], evaluator_module.softmax_cross_entropy
+
+    def watched_loss(*args):
+        seen.append(blas_threads())
+        return loss(*args)
+    monkeypatch.setattr(evaluator_module, "softmax_cross_entropy", watched_loss)
+    with threadpool_limits(limits=1, user_api="blas"):
+        evaluator_module.train_evaluator(recipe={"epochs": 2, "batch_size": 50}, log=None)
+        after = blas_threads()
+    assert len(seen) == 2 * 4 and all(s == {evaluator_module.EVALUATOR_THREADS} for s in seen), seen
+    assert after == {1}
