@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from npgan import book_config, checkpoint, load_mnist
-from npgan.codes import evaluate_codes
+from npgan.codes import evaluate_codes, q_digit_accuracy
 from npgan.files import atomic_write
 from npgan.metrics import load_evaluator
 
@@ -48,15 +48,12 @@ def main():
         config = json.loads(model.config.to_json())
         settings = " ".join(f"{k}={v}" for k, v in config.items() if book.get(k) != v)
         r = evaluate_codes(model, evaluator=evaluator, n_per_value=500, n_z=100)
-        # Q on the real test images, its c1 turned into digits by c1's matching (as 21.3's
-        # notebook does), and how sure Q is of them: the partition Q makes of real digits
-        p_test, _ = model.read_codes(x_test)
-        digit_of_value = np.array(r["c1"]["digit_of_value"])
-        q_test = float((digit_of_value[p_test.argmax(axis=1)] == y_test).mean())
+        # the partition Q makes of the real test digits, and how sure Q is of it
+        q_test, q_sure = q_digit_accuracy(model, r["c1"]["digit_of_value"], x_test, y_test)
         rows.append([path.parent.name.removeprefix("infogan-"), settings or "(the book's)",
                      meta["epoch"], f"{r['c1']['matched_accuracy']:.3f}",
                      *(f"{r[c][m]:+.3f}" for c in ("c2", "c3") for m in ("slant", "width")),
-                     f"{q_test:.3f}", f"{p_test.max(axis=1).mean():.3f}"])
+                     f"{q_test:.3f}", f"{q_sure:.3f}"])
         print(*rows[-1], sep="\t", flush=True)
     buf = io.StringIO()
     buf.write(f"# {Path(sys.argv[0]).name}, {datetime.date.today()}, {platform.node()} "

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from npgan import InfoGAN, InfoGANConfig
-from npgan.codes import (assignment, c1_accuracy, code_sweeps, slant_and_width, spearman_rows,
-                         sweep_inputs)
+from npgan.codes import (assignment, c1_accuracy, code_sweeps, q_digit_accuracy, slant_and_width,
+                         spearman_rows, sweep_inputs)
 
 
 @pytest.mark.parametrize("n,seed", [(1, 0), (3, 1), (5, 2), (6, 3), (7, 4)])
@@ -120,3 +120,16 @@ def test_sweep_inputs_change_only_the_swept_code():
         sweep_inputs(model, "c1", [4], rows)
     with pytest.raises(ValueError, match="shape"):
         sweep_inputs(model, "c2", values, rows[:, :5])
+
+
+def test_q_digit_accuracy_reads_values_through_the_matching():
+    """Q's most likely value of each image, mapped by c1's matching, against the labels."""
+    class FixedQ:
+        def read_codes(self, x):
+            return x, None             # the "images" are Q's c1 probabilities themselves
+    probs = np.array([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.1, 0.3, 0.6], [0.5, 0.0, 0.5]])
+    digit_of_value = [2, 0, 1]      # value 0 draws digit 2, value 1 digit 0, value 2 digit 1
+    labels = np.array([2, 0, 0, 2])   # right, right, wrong (read 1), right (tie: value 0)
+    accuracy, sure = q_digit_accuracy(FixedQ(), digit_of_value, probs, labels)
+    assert accuracy == pytest.approx(0.75)
+    assert sure == pytest.approx((0.9 + 0.7 + 0.6 + 0.5) / 4)

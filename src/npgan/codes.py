@@ -82,6 +82,15 @@ def c1_accuracy(model, n_per_value=1000, seed=0, evaluator=None):
             "per_value": (hits / n_per_value).tolist(), "n_per_value": n_per_value}
 
 
+def q_digit_accuracy(model, digit_of_value, images, labels):
+    """Q's reading of c1 on real images as a classifier: each image's most likely value,
+    turned into a digit by c1's matching (``digit_of_value`` from c1_accuracy), against
+    the labels, which only score it. Returns (accuracy, Q's mean top probability)."""
+    p_c1, _ = model.read_codes(images)
+    digits = np.asarray(digit_of_value)[p_c1.argmax(axis=1)]
+    return float((digits == labels).mean()), float(p_c1.max(axis=1).mean())
+
+
 def _generate(model, g_in, batch_size=2000):
     out = np.empty((len(g_in), 784), np.float32)
     for start in range(0, len(g_in), batch_size):
