@@ -3,7 +3,7 @@
 A markdown page may show a figure that a notebook glued:
 
     ```{glue} gan_curves
-    :doc: ../notebooks/21.1-gan-mnist.ipynb
+    :doc: ../notebooks/21.2-gan-mnist.ipynb
     ```
 
 myst-nb (1.4) resolves such a reference late, in a post-transform, and turns an image

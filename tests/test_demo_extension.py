@@ -41,16 +41,16 @@ def glue_file(folder, doc, entries):
 
 
 def test_recorded_checkpoints_come_from_the_notebooks_glue(tmp_path):
-    glue_file(tmp_path, "notebooks/21.1-gan-mnist", {
+    glue_file(tmp_path, "notebooks/21.2-gan-mnist", {
         "gan_checkpoint": "'runs/book-gan/epoch_060.npz'", "gan_epochs": "60"})
-    glue_file(tmp_path, "notebooks/21.2-cgan-mnist", {
+    glue_file(tmp_path, "notebooks/21.3-cgan-mnist", {
         "cgan_checkpoint": "'runs/book-cgan-subset3200/epoch_002.npz'"})
-    env = SimpleNamespace(found_docs={"notebooks/21.1-gan-mnist", "notebooks/21.2-cgan-mnist",
+    env = SimpleNamespace(found_docs={"notebooks/21.2-gan-mnist", "notebooks/21.3-cgan-mnist",
                                       "book/21.1-principles"},
                           mystnb_config=SimpleNamespace(output_folder=str(tmp_path)))
     assert npgan_demo.recorded_checkpoints(env) == {
-        "gan": ("notebooks/21.1-gan-mnist", "runs/book-gan/epoch_060.npz"),
-        "cgan": ("notebooks/21.2-cgan-mnist", "runs/book-cgan-subset3200/epoch_002.npz")}
+        "gan": ("notebooks/21.2-gan-mnist", "runs/book-gan/epoch_060.npz"),
+        "cgan": ("notebooks/21.3-cgan-mnist", "runs/book-cgan-subset3200/epoch_002.npz")}
 
 
 def test_the_page_script_knows_every_layer_type_the_exporter_writes():
