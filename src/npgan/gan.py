@@ -1,4 +1,4 @@
-"""GAN and CGAN: the two networks and one training step (chapter 21.1, 21.2).
+"""GAN and CGAN: the two networks and one training step (chapter 21.2, 21.3).
 
     D: 784 → 512 → 256 → 1   (hidden activation, then sigmoid)
     G: 100 → 256 → 512 → 784 (hidden activation, then tanh)
@@ -295,53 +295,68 @@ class GAN(WorkBuffers):
             raise ValueError("a plain GAN takes no labels")
 
     def train_step(self, x_real, labels=None):
-        """One mini-batch: first D, then G (chapter 21.1, 图21-6).
+        """One mini-batch: first D, then G (21.2, 图21-6).
 
         x_real: (B, 784) in [-1, 1]; labels: (B,) digits, for a CGAN.
         Returns (D loss, G loss, mean D(x), mean D(G(z))).
         """
         self.check_batch(x_real, labels)
-        B, k = x_real.shape[0], self.config.n_classes
-        # --- fakes: x̃ = G(z) or G(z|c), with random labels c for a CGAN
-        g_in = self._buffer("g_in", (B, self.config.latent_dim + k), self.dtype)
-        z = self._buffer("z", (B, self.config.latent_dim), self.dtype)
-        g_in[:, :self.config.latent_dim] = self.sample_noise(B, out=z)
-        # D's input: real rows on top, fake rows below; [x, c] for a CGAN
-        d_in = self._buffer("d_in", (2 * B, IMAGE_SIZE + k), self.dtype)
-        d_in[:B, :IMAGE_SIZE] = x_real
-        if k:
-            fake_labels = self.rng.integers(0, k, size=B)
-            g_in[:, -k:] = 0
-            g_in[np.arange(B), self.config.latent_dim + fake_labels] = 1
-            d_in[:, IMAGE_SIZE:] = 0
-            d_in[np.arange(B), IMAGE_SIZE + labels] = 1
-            d_in[B + np.arange(B), IMAGE_SIZE + fake_labels] = 1
-        d_in[B:, :IMAGE_SIZE] = self.G.forward(g_in)
-
-        # --- D step: real labelled 1 (or real_label), fake labelled 0, one batch of 2B.
-        # Loss = -[mean log D(x) + mean log(1 - D(G(z)))] / 2   (eq-dloss in 21.1)
-        targets = self._buffer("d_targets", (2 * B, 1), self.dtype)
-        targets[:B] = self.config.real_label
-        targets[B:] = 0
-        loss_d, grad, prob = bce_with_logits(self.d_logits(d_in), targets)
+        B = len(x_real)
+        d_in = self.real_and_fake(x_real, labels)   # (2B, 784): B real rows on top, B fakes G(z) below
+        # D step, eq-dloss: real labelled real_label (0.9), fakes 0; D's own weights only
+        loss_d, grad, prob = bce_with_logits(self.d_logits(d_in), self.d_targets(B))
         d_real, d_fake = float(prob[:B].mean()), float(prob[B:].mean())
-        self.D.backward(grad, input_grad=False)   # gradients of D's three layers only
+        self.D.backward(grad, input_grad=False)
         self.opt_d.step()
-
-        # --- G step: the same fakes through the UPDATED D, labelled 1:
-        # loss = -mean log D(G(z))   (the non-saturating loss, eq-gloss in 21.1)
-        ones = self._buffer("g_targets", (B, 1), self.dtype)
-        ones[:] = 1
-        loss_g, grad, _ = bce_with_logits(self.d_logits(d_in[B:]), ones)
-        grad_x = self.D.backward(grad, param_grads=False)  # through D, D's weights untouched
+        # G step, eq-gloss: the same fakes through the UPDATED D, labelled 1
+        loss_g, grad, _ = bce_with_logits(self.d_logits(d_in[B:]), self.g_targets(B))
+        grad_x = self.D.backward(grad, param_grads=False)   # through D; D's weights untouched
         self.G.backward(grad_x[:, :IMAGE_SIZE], input_grad=False)
         self.opt_g.step()
         self.after_g_step()
         return loss_d, loss_g, d_real, d_fake
 
+    def real_and_fake(self, x_real, labels=None):
+        """D's input for one step, a work buffer (2B, 784 + k): the real batch on
+        top, B fakes x̃ = G(z) below (G(z|c) for a CGAN, see write_labels)."""
+        B, k, n_z = len(x_real), self.config.n_classes, self.config.latent_dim
+        g_in = self._buffer("g_in", (B, n_z + k), self.dtype)
+        g_in[:, :n_z] = self.sample_noise(B, out=self._buffer("z", (B, n_z), self.dtype))
+        d_in = self._buffer("d_in", (2 * B, IMAGE_SIZE + k), self.dtype)
+        d_in[:B, :IMAGE_SIZE] = x_real
+        if k:
+            self.write_labels(g_in, d_in, labels)
+        d_in[B:, :IMAGE_SIZE] = self.G.forward(g_in)
+        return d_in
+
+    def write_labels(self, g_in, d_in, labels):
+        """CGAN (21.3): one-hot labels into the last k columns of G's and D's
+        inputs. Real rows get their own labels; the noise gets random labels
+        c, and the fakes made from it the same c."""
+        B, k, n_z = len(g_in), self.config.n_classes, self.config.latent_dim
+        fake_labels = self.rng.integers(0, k, size=B)
+        g_in[:, -k:] = 0
+        g_in[np.arange(B), n_z + fake_labels] = 1
+        d_in[:, IMAGE_SIZE:] = 0
+        d_in[np.arange(B), IMAGE_SIZE + labels] = 1
+        d_in[B + np.arange(B), IMAGE_SIZE + fake_labels] = 1
+
+    def d_targets(self, B):
+        """Targets of the D step, (2B, 1): real_label for the real rows, 0 for the fakes."""
+        targets = self._buffer("d_targets", (2 * B, 1), self.dtype)
+        targets[:B] = self.config.real_label
+        targets[B:] = 0
+        return targets
+
+    def g_targets(self, B):
+        """Targets of the G step, (B, 1): all 1, the fakes passed off as real."""
+        ones = self._buffer("g_targets", (B, 1), self.dtype)
+        ones[:] = 1
+        return ones
+
 
 class CGAN(GAN):
-    """The conditional GAN of chapter 21.2: a GAN with n_classes=10."""
+    """The conditional GAN of chapter 21.3: a GAN with n_classes=10."""
 
     name = "cgan"
 
@@ -356,7 +371,7 @@ class CGAN(GAN):
         super().__init__(config, seed)
 
 
-# The book's recipes, checked lever by lever in the evaluation section (21.5;
+# The book's recipes, checked lever by lever in the evaluation section (21.4;
 # experiments/scoreboard.py: each change alone, scored without the test set).
 # Both: LeakyReLU(0.2) (with ReLU, FD and the digits' balance were clearly worse),
 # Adam 2e-4 with β1 0.5, batch 64, samples from the average of G's weights
