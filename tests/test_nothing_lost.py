@@ -181,7 +181,7 @@ def test_choose_threads_caps_the_environment_at_the_cores(monkeypatch):
 def test_an_infinite_code_is_one_line(run_cli, small_infogan, tmp_path, value):
     result = run_cli("sample", "--checkpoint", small_infogan, "--code", f"c1={value}",
                      "--out", tmp_path / "s.npy", timeout=60)
-    assert_one_line(result, "argument --code: expected a finite number", f"c1={value}")
+    assert_one_line(result, "argument --code: c1 must be a finite number", f"got 'c1={value}'")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -70,7 +70,8 @@ def _code(text):
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE such as c1=3 or c2=0.5, "
                                          f"got {text!r}") from None
     if not math.isfinite(number):   # 1e400 reads as inf
-        raise argparse.ArgumentTypeError(f"expected a finite number, such as c1=3 or c2=0.5, got {text!r}")
+        raise argparse.ArgumentTypeError(f"{name.strip()} must be a finite number, such as c1=3 or "
+                                         f"c2=0.5, got {text!r}")
     return name.strip(), number
 
 
