@@ -266,7 +266,7 @@ def train_side_by_side(runs=BOOK_RUNS, jobs=None, subset=None, epochs=None, log=
     ``replace`` as in book_run (default: all images, the book's epochs). Every run's
     settings are checked here, before any process starts (ValueError, RunExists).
     Returns {run: seconds}; raises RuntimeError naming the runs that failed."""
-    jobs = os.cpu_count() or 1 if jobs is None else _whole(jobs, "jobs", 1)
+    jobs = (os.cpu_count() or 1) if jobs is None else _whole(jobs, "jobs", 1)
     for name, dataset in runs:
         if name in models.names():   # "evaluator", or a name a test made up, is the child's to report
             check_replace(name, epochs, subset, 0, dataset, replace=replace)
