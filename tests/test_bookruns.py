@@ -30,7 +30,10 @@ def test_trained_once_then_reused(runs_home):
 
 def test_another_recipe_or_a_damaged_run_is_trained_again(runs_home):
     bookruns.book_run("gan", epochs=1, subset=128)
-    _, history = bookruns.book_run("gan", epochs=2, subset=128)        # more epochs: not the same run
+    with pytest.raises(bookruns.RunExists, match=r"a finished GAN run \(1 epoch, seed 0, the first 128 "
+                       r"images\); training 2 epochs would replace it; pass replace=True"):
+        bookruns.book_run("gan", epochs=2, subset=128)   # more epochs: never replaced unasked (issue 30)
+    _, history = bookruns.book_run("gan", epochs=2, subset=128, replace=True)
     assert history.reused is False
     (runs_home / "book-gan-subset128" / "run.npz").write_bytes(b"garbage")
     _, history = bookruns.book_run("gan", epochs=2, subset=128)

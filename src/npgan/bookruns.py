@@ -14,10 +14,23 @@ A run lives in $NPGAN_DATA/runs/book-<model>[-<dataset>][-subset<N>]/:
     run.npz         the sample grid after every epoch, extra logs (InfoGAN's
                     information losses) and run.json's facts, written last: a
                     run without it is unfinished and is trained again.
+Beside it: book-<…>.lock, held by the process that trains the run (runfolder.py).
+
+A finished run is never deleted to make room for other settings (issue 30: a
+learner's `book-runs --only gan --epochs 5` had replaced the book's 70-epoch run):
+a run of other epochs or another seed is refused (RunExists) unless replace=True
+(--replace). Its folder keeps its name, which the notebooks use; a learner's own
+settings belong in `python -m npgan train --out DIR`. What does replace a run
+without asking: the same settings with a recipe the code has since changed, an
+unfinished or damaged run, and one that lacks checkpoints a caller needs
+(``every``), retrained with all of them.
 """
 
 import json
+import math
+import numbers
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -26,9 +39,22 @@ import numpy as np
 
 from . import checkpoint, data, models
 from .files import atomic_write
+from .runfolder import new_work_folder, run_lock, swap_in
 from .train import HISTORY_COLUMNS, History, train
 
 DATASETS = {"mnist": data.load_mnist, "fashion": data.load_fashion_mnist}
+TRAIN_IMAGES = 60_000   # in the training split of MNIST and of Fashion-MNIST
+
+
+class RunExists(ValueError):
+    """A finished run with other settings is in the run folder: it is never
+    replaced unless the caller says so (replace=True, --replace). ``what`` is the
+    sentence without the advice, for the command line to add its own."""
+
+    def __init__(self, what, model):
+        super().__init__(f"{what}; pass replace=True to replace it, or try your settings with "
+                         "npgan.train and a folder of your own")
+        self.what, self.model = what, model
 
 
 def run_folder(name, dataset="mnist", subset=None):
@@ -41,76 +67,161 @@ def _facts(name, config, epochs, seed, dataset, subset, every):
             "seed": seed, "dataset": dataset, "subset": subset, "every": every}
 
 
-def book_run(name, epochs=None, subset=None, seed=0, dataset="mnist", every=10, notebook=False):
+def _whole(value, what, low):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{what} must be a whole number ≥ {low}, got {value!r}")
+    return int(value)
+
+
+def check_settings(name, epochs=None, subset=None, seed=0, dataset="mnist", every=10):
+    """(config, epochs) of the book's run of ``name`` with these settings, or a
+    ValueError naming the argument that is wrong; nothing is read or written."""
+    config = models.book_config(name)   # ValueError for an unknown model
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
+    if hasattr(config, "dataset"):   # a DCGAN keeps its data set in its config: scored against it
+        config.dataset = dataset
+    epochs = models.BOOK_EPOCHS[name] if epochs is None else _whole(epochs, "epochs", 1)
+    _whole(seed, "seed", 0)
+    _whole(every, "every", 1)
+    if subset is not None and (isinstance(subset, bool) or not isinstance(subset, numbers.Integral)
+                               or not config.batch_size <= subset <= TRAIN_IMAGES):
+        raise ValueError(f"subset must be between the batch size ({config.batch_size}) and "
+                         f"{TRAIN_IMAGES}, got {subset}")
+    return config, epochs
+
+
+def _settings(facts):
+    return {k: facts.get(k) for k in ("model", "epochs", "seed", "dataset", "subset")}
+
+
+def _epochs(n):
+    return f"{n} epoch{'' if n == 1 else 's'}"
+
+
+def _described(facts):
+    subset = facts.get("subset")
+    return (f"{_epochs(facts.get('epochs'))}, seed {facts.get('seed')}"
+            + (f", the first {subset} images" if subset else ""))
+
+
+def check_replace(name, epochs=None, subset=None, seed=0, dataset="mnist", every=10, replace=False):
+    """RunExists if the run folder holds a finished run of other settings (epochs,
+    seed) that book_run would replace; ValueError for a wrong argument."""
+    config, epochs = check_settings(name, epochs, subset, seed, dataset, every)
+    folder = run_folder(name, dataset, subset)
+    stored = _stored(folder)
+    facts = _facts(name, config, epochs, seed, dataset, subset, every)
+    if stored is None or replace or _settings(stored) == _settings(facts):
+        return
+    whose = "the book's" if (stored.get("epochs") == models.BOOK_EPOCHS[name] and not subset
+                             and stored.get("seed") == 0) else "a"
+    raise RunExists(f"{folder} holds {whose} finished "
+                    f"{name.upper()} run ({_described(stored)}); training {_epochs(epochs)}"
+                    + (f" with seed {seed}" if seed != stored.get("seed") else "")
+                    + " would replace it", name)
+
+
+def book_run(name, epochs=None, subset=None, seed=0, dataset="mnist", every=10, notebook=False,
+             replace=False, log=None):
     """(model, history) of the book's run of model ``name`` with the book's recipe.
 
     Reuses the finished run in ``run_folder(...)`` if it was made with the same
-    recipe, epochs, seed, data and subset; otherwise trains it now (a snapshot
-    after every epoch, a checkpoint every ``every`` epochs and after the last)
-    and saves it. ``notebook=True``: while training, a progress line in the
-    notebook (npgan.notebook_progress). The history says which happened:
-    ``history.reused`` is True for a run read back from disk."""
-    if dataset not in DATASETS:
-        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
-    config = models.book_config(name)
-    if hasattr(config, "dataset"):   # a DCGAN keeps its data set in its config: scored against it
-        config.dataset = dataset
-    epochs = models.BOOK_EPOCHS[name] if epochs is None else epochs
+    recipe, epochs, seed, data and subset, and keeps a checkpoint every ``every``
+    epochs (a run kept more often serves too: ``every`` does not change the
+    weights); otherwise trains it now (a snapshot after every epoch, a checkpoint
+    every ``every`` epochs and after the last) and saves it. A finished run of other
+    epochs or another seed is never replaced unless ``replace=True`` (RunExists).
+
+    One process at a time trains a run folder: a second one waits, saying so once
+    through ``log`` (default: stderr). A new run is trained in a folder of its own
+    beside it and takes the run folder's place only when finished, so that a reader
+    sees the old run or the new one, never half of each. ``notebook=True``: while
+    training, a progress line in the notebook (npgan.notebook_progress). The history
+    says which happened: ``history.reused`` is True for a run read back from disk."""
+    config, epochs = check_settings(name, epochs, subset, seed, dataset, every)
     folder = run_folder(name, dataset, subset)
     facts = _facts(name, config, epochs, seed, dataset, subset, every)
-    found = _load_finished(folder, facts, epochs)
-    if found is not None:
-        return found
-    folder.mkdir(parents=True, exist_ok=True)
-    for stale in (*folder.glob("epoch_*.npz"), folder / "run.npz"):
-        stale.unlink(missing_ok=True)
-    images, labels = DATASETS[dataset]("train", subset=subset)
-    model = models.build(config, seed=seed)
-    callbacks = [checkpoint.epoch_saver(model, folder, epochs, every, seed)]
-    if notebook:
-        from .train import notebook_progress
+    with run_lock(folder, log):
+        check_replace(name, epochs, subset, seed, dataset, every, replace)
+        stored = _stored(folder)
+        if stored is not None and _settings(stored) == _settings(facts):
+            found = _load_finished(folder, facts, epochs, every)
+            if found is not None:
+                return found
+            if isinstance(stored.get("every"), int) and stored["every"] >= 1:
+                every = math.gcd(every, stored["every"])   # keep what the other caller needed too
+                facts["every"] = every
+        return _train_in_place_of(folder, config, epochs, seed, dataset, subset, every, facts,
+                                  notebook)
 
-        callbacks.append(notebook_progress(epochs, len(images) // config.batch_size))
-    history = train(model, images, labels if model.conditional else None, epochs=epochs,
-                    seed=seed, snapshot_epochs=range(epochs + 1), progress=False,
-                    on_epoch_end=callbacks)
-    history.reused = False
-    arrays = {f"snapshot_{e:03d}": grid for e, grid in history.snapshots.items()}
-    if hasattr(model, "info_log"):
-        arrays["info_log"] = np.array(model.info_log, dtype=np.float64).reshape(-1, 2)
-    facts["seconds"] = history.seconds
-    arrays["facts"] = np.frombuffer(json.dumps(facts).encode(), dtype=np.uint8)
-    with atomic_write(folder / "run.npz") as f:
-        np.savez(f, **arrays)
+
+def _train_in_place_of(folder, config, epochs, seed, dataset, subset, every, facts, notebook):
+    """Train the run in a new folder beside ``folder`` and then swap it in."""
+    work = new_work_folder(folder)
+    try:
+        images, labels = DATASETS[dataset]("train", subset=subset)
+        model = models.build(config, seed=seed)
+        callbacks = [checkpoint.epoch_saver(model, work, epochs, every, seed)]
+        if notebook:
+            from .train import notebook_progress
+
+            callbacks.append(notebook_progress(epochs, len(images) // config.batch_size))
+        history = train(model, images, labels if model.conditional else None, epochs=epochs,
+                        seed=seed, snapshot_epochs=range(epochs + 1), progress=False,
+                        on_epoch_end=callbacks)
+        history.reused = False
+        arrays = {f"snapshot_{e:03d}": grid for e, grid in history.snapshots.items()}
+        if hasattr(model, "info_log"):
+            arrays["info_log"] = np.array(model.info_log, dtype=np.float64).reshape(-1, 2)
+        facts["seconds"] = history.seconds
+        arrays["facts"] = np.frombuffer(json.dumps(facts).encode(), dtype=np.uint8)
+        with atomic_write(work / "run.npz") as f:
+            np.savez(f, **arrays)
+        swap_in(work, folder)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)   # the old run after a swap, or the unfinished one
     return model, history
+
+
+def _stored(folder):
+    """The facts of the finished run in ``folder``, or None."""
+    try:
+        with np.load(folder / "run.npz", allow_pickle=False) as stored:
+            facts = json.loads(bytes(stored["facts"]).decode())
+        return facts if isinstance(facts, dict) else None
+    except (OSError, ValueError, KeyError, RecursionError):
+        return None
 
 
 def stored_facts(name, dataset="mnist", subset=None):
     """The facts of the finished book run of ``name`` (its recipe, epochs, seed and
     training seconds), or None if there is none; nothing is trained."""
-    try:
-        with np.load(run_folder(name, dataset, subset) / "run.npz", allow_pickle=False) as stored:
-            return json.loads(bytes(stored["facts"]).decode())
-    except (OSError, ValueError, KeyError):
-        return None
+    return _stored(run_folder(name, dataset, subset))
 
 
 def _same_run(saved, facts):
-    """Were the stored run's facts these? Configs are compared as configs, so that a
-    field added to the config later, with the value runs had before it (e.g.
-    ema_decay 0 in files without it), still matches."""
-    if any(saved.get(k) != v for k, v in facts.items() if k != "config"):
+    """Were the stored run's facts these (``every`` aside: it does not change the
+    weights)? Configs are compared as configs, so that a field added to the config
+    later, with the value runs had before it (e.g. ema_decay 0 in files without it),
+    still matches."""
+    if any(saved.get(k) != v for k, v in facts.items() if k not in ("config", "every")):
         return False
     family = models.family(facts["model"]).config_class
     try:
         return family.from_json(json.dumps(saved.get("config"))) == family.from_json(json.dumps(facts["config"]))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return False
 
 
-def _load_finished(folder, facts, epochs):
+def _load_finished(folder, facts, epochs, every):
+    """The finished run in ``folder`` if it is this run and holds a checkpoint every
+    ``every`` epochs, else None."""
     path = folder / "run.npz"
     if not path.is_file():
+        return None
+    wanted = {*range(every, epochs + 1, every), epochs}
+    if any(not (folder / f"epoch_{e:03d}.npz").is_file() for e in wanted):
         return None
     try:
         with np.load(path, allow_pickle=False) as stored:
@@ -122,7 +233,7 @@ def _load_finished(folder, facts, epochs):
             info_log = stored["info_log"] if "info_log" in stored.files else None
         model, _ = checkpoint.load(folder / f"epoch_{epochs:03d}.npz")
         records = _read_history(folder / "history.csv")
-    except (OSError, ValueError, KeyError, checkpoint.CheckpointError):
+    except (OSError, ValueError, KeyError, RecursionError, checkpoint.CheckpointError):
         return None   # damaged or from another version: train again
     if info_log is not None:
         model.info_log = [tuple(row) for row in info_log]
@@ -149,16 +260,20 @@ BOOK_RUNS = (("gan", "mnist"), ("cgan", "mnist"), ("dcgan", "mnist"), ("dcgan", 
              ("evaluator", "fashion"), ("infogan", "mnist"))
 
 
-def train_side_by_side(runs=BOOK_RUNS, jobs=None, subset=None, epochs=None, log=print):
+def train_side_by_side(runs=BOOK_RUNS, jobs=None, subset=None, epochs=None, log=print, replace=False):
     """Train every run in ``runs`` in its own process with one BLAS thread,
-    ``jobs`` at a time (default: the number of cores); ``subset`` and ``epochs``
-    as in book_run (default: all images, the book's epochs). Returns {run: seconds};
-    raises RuntimeError naming the runs that failed."""
-    jobs = jobs or os.cpu_count() or 1
+    ``jobs`` at a time (default: the number of cores); ``subset``, ``epochs`` and
+    ``replace`` as in book_run (default: all images, the book's epochs). Every run's
+    settings are checked here, before any process starts (ValueError, RunExists).
+    Returns {run: seconds}; raises RuntimeError naming the runs that failed."""
+    jobs = (os.cpu_count() or 1) if jobs is None else _whole(jobs, "jobs", 1)
+    for name, dataset in runs:
+        if name in models.names():   # "evaluator", or a name a test made up, is the child's to report
+            check_replace(name, epochs, subset, 0, dataset, replace=replace)
     env = dict(os.environ, NPGAN_THREADS="1")
     waiting, running, took, failed = list(runs), {}, {}, []
     try:
-        _run_all(waiting, running, took, failed, jobs, env, subset, epochs, log)
+        _run_all(waiting, running, took, failed, jobs, env, subset, epochs, log, replace)
     finally:   # interrupted (Ctrl-C, SIGTERM): no training is left running on its own
         for proc, _ in running.values():
             proc.terminate()
@@ -169,13 +284,14 @@ def train_side_by_side(runs=BOOK_RUNS, jobs=None, subset=None, epochs=None, log=
     return took
 
 
-def _run_all(waiting, running, took, failed, jobs, env, subset, epochs, log):
+def _run_all(waiting, running, took, failed, jobs, env, subset, epochs, log, replace):
     while waiting or running:
         while waiting and len(running) < jobs:
             name, dataset = run = waiting.pop(0)
             cmd = [sys.executable, "-m", "npgan", "book-runs", "--only", name, "--dataset", dataset]
             cmd += ["--subset", str(subset)] if subset else []
             cmd += ["--epochs", str(epochs)] if epochs else []
+            cmd += ["--replace"] if replace else []
             running[run] = (subprocess.Popen(cmd, env=env), time.perf_counter())
             log(f"book run {name} ({dataset}): started")
         for run, (proc, start) in list(running.items()):

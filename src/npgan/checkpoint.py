@@ -113,6 +113,9 @@ def load(path):
                 return _load(data, path)
         except _Refused as err:
             raise CheckpointError(str(err)) from None
+        except RecursionError:   # e.g. 200 KB of "[": json.loads recurses once per bracket
+            raise CheckpointError(f"{path}: not a valid npgan checkpoint (its meta JSON is nested "
+                                  "too deeply); train again to write a new one") from None
         except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError,
                 zipfile.BadZipFile, json.JSONDecodeError) as err:
             raise CheckpointError(f"{path}: not a valid npgan checkpoint ({err}); "
@@ -192,31 +195,20 @@ def book_checkpoints(model_name, epochs, subset=None, every=10, seed=0, run_name
                      progress=True):
     """{epoch: path} of the checkpoints of the book's run of "gan" or "cgan".
 
-    The notebooks of 21.1 and 21.2 leave these behind in ``run_dir(run_name)``
-    (default name: "book-<model>", or "book-<model>-subset<N>" for a quick run on
-    the first N images). If the
-    last one is missing, or was trained with another recipe, the run is
-    trained here, with the same settings, so that 21.5 can always evaluate it.
-    """
-    from .data import load_mnist
-    from .models import book_config
-    from .train import train
+    The notebooks of 21.1 and 21.2 leave these behind in the run folder
+    "book-<model>" (or "book-<model>-subset<N>" for a quick run on the first N
+    images), through ``bookruns.book_run``; this asks it for the same run, so that
+    21.5 can always evaluate it: found there if it was trained with the book's
+    recipe, these epochs and seed and a checkpoint every ``every`` epochs, trained
+    now otherwise. Like book_run it never replaces a finished run of other epochs
+    or another seed (bookruns.RunExists), and a run being trained by another
+    process is waited for. ``run_name`` must be the default name, if given;
+    ``progress`` is kept for callers of old and has no effect."""
+    from . import bookruns
 
-    config = book_config(model_name)
-    folder = run_dir(run_name or f"book-{model_name}" + (f"-subset{subset}" if subset else ""))
-    last = folder / f"epoch_{epochs:03d}.npz"
-    current = False
-    if last.exists():
-        try:
-            model, meta = load(last)
-            current = model.config == config and meta.get("seed") == seed
-        except CheckpointError:
-            pass
-    if not current:
-        for old in folder.glob("epoch_*.npz"):
-            old.unlink()
-        images, labels = load_mnist("train", subset=subset)
-        model = models.build(config, seed=seed)
-        train(model, images, labels if model.conditional else None, epochs=epochs, seed=seed,
-              progress=progress, on_epoch_end=epoch_saver(model, folder, epochs, every, seed))
+    folder = bookruns.run_folder(model_name, subset=subset)
+    if run_name is not None and run_name != folder.name:
+        raise ValueError(f"run_name must be {folder.name!r}, the folder book_run keeps this run in, "
+                         f"got {run_name!r}")
+    bookruns.book_run(model_name, epochs=epochs, subset=subset, seed=seed, every=every)
     return {int(p.stem.split("_")[1]): p for p in sorted(folder.glob("epoch_*.npz"))}

@@ -3,9 +3,10 @@
 Wrong use prints one line on stderr and exits with code 2: a wrong argument, a
 bad data file or checkpoint, an output that cannot be written (checked before
 the work where it can be), a file-system error or too little memory. SIGTERM
-ends it like Ctrl-C, removing half-written files. NPGAN_DEBUG=1 shows the
-traceback of an OSError or MemoryError too; any other exception is a bug and
-always shows it.
+and SIGHUP end it like Ctrl-C, removing half-written files; a second signal
+while it cleans up is ignored rather than cutting the clean-up short.
+NPGAN_DEBUG=1 shows the traceback of an OSError or MemoryError too; any other
+exception is a bug and always shows it.
 
 Here: the arguments and how a run ends; the commands themselves are in
 cli_commands.py.
@@ -13,11 +14,12 @@ cli_commands.py.
 
 import argparse
 import codecs
+import math
 import os
 import signal
 import sys
 
-from . import checkpoint, data, models
+from . import checkpoint, data, models, threads
 # The parser below binds the commands by these names, so a test (or script) that
 # replaces cli.cmd_fetch before main() runs its own command.
 from .cli_commands import UsageError, cmd_book_runs, cmd_evaluate, cmd_fetch, cmd_sample, cmd_train
@@ -26,7 +28,11 @@ from .models import BOOK_EPOCHS
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that the same clean-up runs."""
+    """SIGTERM or SIGHUP, raised like Ctrl-C's KeyboardInterrupt so that the same clean-up runs."""
+
+    def __init__(self, signum=signal.SIGTERM):
+        super().__init__(signum)
+        self.signum = signum
 
 
 class Parser(argparse.ArgumentParser):
@@ -59,10 +65,14 @@ def _code(text):
     try:
         if not sep or not name.strip():
             raise ValueError
-        return name.strip(), float(value)
+        number = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE such as c1=3 or c2=0.5, "
                                          f"got {text!r}") from None
+    if not math.isfinite(number):   # 1e400 reads as inf
+        raise argparse.ArgumentTypeError(f"{name.strip()} must be a finite number, such as c1=3 or "
+                                         f"c2=0.5, got {text!r}")
+    return name.strip(), number
 
 
 def make_parser():
@@ -90,7 +100,7 @@ def make_parser():
     p.add_argument("--snapshot-epochs", type=_epoch_list, default=[0, 5, 20],
                    help="epochs whose sample grid is saved (0 and the last are always saved)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, trains=True)
 
     p = sub.add_parser("sample", help="draw samples from a checkpoint into a .npy file")
     p.add_argument("--checkpoint", required=True)
@@ -121,7 +131,10 @@ def make_parser():
     p.add_argument("--dataset", choices=("mnist", "fashion"), default="mnist")
     p.add_argument("--subset", type=int, default=None, help="the first N images only (tests)")
     p.add_argument("--epochs", type=int, default=None, help="default: the book's")
-    p.set_defaults(func=cmd_book_runs)
+    p.add_argument("--replace", action="store_true",
+                   help="replace a finished run that was trained with other settings (without it, "
+                        "such a run is never replaced)")
+    p.set_defaults(func=cmd_book_runs, trains=True)
     return parser
 
 
@@ -137,43 +150,91 @@ def _plain_terminal_output():
             pass   # not a text stream we can reconfigure: leave it
 
 
-def _on_sigterm(signum, frame):
-    raise Terminated()
+# Signals that end a run: Ctrl-C, kill's default, and the terminal closing.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_stopping = []   # the signal that is ending this process, once one came
+
+
+def _on_stop_signal(signum, frame):
+    """The first signal ends the run, cleanly; any later one is ignored, so that a
+    second Ctrl-C cannot cut the clean-up (a .part file's removal) short."""
+    if _stopping:
+        return
+    _stopping.append(signum)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    raise KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
+
+
+def _catch_stop_signals():
+    """Route STOP_SIGNALS to _on_stop_signal; {signal: previous handler}. A signal
+    ignored on purpose (nohup, a background job) stays ignored."""
+    previous = {}
+    try:
+        for sig in STOP_SIGNALS:
+            if signal.getsignal(sig) != signal.SIG_IGN:
+                previous[sig] = signal.signal(sig, _on_stop_signal)
+    except ValueError:   # not the main thread: leave the signals alone
+        pass
+    return previous
+
+
+def _say_error(line):
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:   # SIGHUP: the terminal is gone
+        pass
 
 
 def main(argv=None):
     _plain_terminal_output()
+    previous = _catch_stop_signals()
     try:
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    except ValueError:   # not the main thread: leave SIGTERM alone
-        previous = None
+        return _main(argv)
+    except KeyboardInterrupt as err:   # the signal came as the result was being reported
+        return _stopped(err)
+    finally:
+        if not _stopping:   # after a signal the process is ending: later ones stay ignored
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _stopped(err):
+    if isinstance(err, Terminated):
+        _say_error("terminated")
+        return 128 + err.signum
+    _say_error("interrupted")
+    return 130
+
+
+def _main(argv):
     try:
         args = make_parser().parse_args(argv)
+        if getattr(args, "trains", False):   # before any folder is made
+            try:
+                notice = threads.threads_notice()
+            except ValueError as err:
+                raise UsageError(str(err)) from None
+            if notice:
+                print(f"notice: {notice}", file=sys.stderr)
         args.func(args)
     except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
+        _say_error(f"error: {err}")
         return 2
     except (data.DataError, checkpoint.CheckpointError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        _say_error(f"error: {err}")
         return 2
-    except Terminated:
-        print("terminated", file=sys.stderr)
-        return 128 + signal.SIGTERM
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        return _stopped(err)
     except OSError as err:   # a full disk, a file that vanished, …: not a bug of ours
         if os.environ.get("NPGAN_DEBUG"):
             raise
-        print(f"error: {describe(err)}", file=sys.stderr)
+        _say_error(f"error: {describe(err)}")
         return 2
     except MemoryError as err:
         if os.environ.get("NPGAN_DEBUG"):
             raise
-        print(f"error: not enough memory{f' ({err})' if str(err) else ''}; ask for less "
-              "(--n, --subset, --batch-size) or close other programs", file=sys.stderr)
+        _say_error(f"error: not enough memory{f' ({err})' if str(err) else ''}; ask for less "
+                   "(--n, --subset, --batch-size) or close other programs")
         return 2
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
     return 0

@@ -78,8 +78,9 @@ def to_unit_range(images_uint8, dtype=np.float32):
 
 def _finish(images, labels, flat, subset, dtype):
     if subset is not None:
-        if not 0 < subset <= len(images):
-            raise ValueError(f"subset must be between 1 and {len(images)}, got {subset}")
+        if isinstance(subset, bool) or not isinstance(subset, (int, np.integer)) or \
+                not 0 < subset <= len(images):
+            raise ValueError(f"subset must be a whole number between 1 and {len(images)}, got {subset!r}")
         images, labels = images[:subset], labels[:subset]
     x = to_unit_range(images, dtype)
     return (x.reshape(len(x), -1) if flat else x), labels.astype(np.int64)

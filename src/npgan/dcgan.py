@@ -171,6 +171,7 @@ class DCGAN(GAN):
         im2col buffers (about 1 GB at the book's widths)."""
         if labels is not None:
             raise ValueError("the DCGAN takes no labels")
+        self.check_noise(z)
         n = self.GENERATE_ROWS
         return np.concatenate([super(DCGAN, self).generate(z[i:i + n]) for i in range(0, len(z), n)])
 

@@ -66,6 +66,27 @@ def refuse_special(path):
                           "and npgan never replaces one; choose another file name")
 
 
+def link_target(path):
+    """The file that the symbolic link ``path`` points to (links followed to the
+    end), or None if ``path`` is not a link."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if os.path.islink(path) else None   # False on any OSError
+
+
+def through_link(path):
+    """Where writing ``path`` goes: ``path`` itself, or, for a symbolic link, the
+    file it points to. A link is written through, as the shell's ``>`` does, and
+    stays a link (never replaced by a file); a link into a folder that does not
+    exist is refused like a missing folder."""
+    target = link_target(path)
+    if target is None:
+        return Path(path)
+    if not target.parent.is_dir():
+        raise NotWritable(f"cannot write {path}: it is a link to {target}, whose folder "
+                          f"{target.parent} does not exist")
+    return target
+
+
 def _temp_prefix(name):
     encoded = os.fsencode(name)
     return os.fsdecode(encoded[:_NAME_ROOM]) + "."
@@ -76,8 +97,9 @@ def check_writable(path, size=None):
     ``atomic_write(path)`` can work: the folder exists and takes a new file, the
     name fits, an existing ``path`` is a regular file that may be replaced, and
     (if ``size`` bytes are given) the file system has room for them. Checked
-    before a long job, so that it fails in a second rather than after minutes."""
-    path = Path(path)
+    before a long job, so that it fails in a second rather than after minutes.
+    A symbolic link is checked as the file it points to (see ``through_link``)."""
+    path = through_link(path)
     folder = path.parent
     try:
         limit = os.pathconf(folder, "PC_NAME_MAX")
@@ -94,8 +116,10 @@ def check_writable(path, size=None):
         raise NotWritable(f"cannot write {path}: folder {folder} does not exist")
     try:   # root may write anywhere by permission: only trying tells (read-only, immutable)
         fd, probe = tempfile.mkstemp(dir=folder, prefix=_temp_prefix(path.name), suffix=PART_SUFFIX)
-        os.close(fd)
-        os.unlink(probe)
+        try:
+            os.close(fd)
+        finally:   # removed even if Ctrl-C comes now
+            os.unlink(probe)
     except OSError as err:
         raise NotWritable(f"cannot write {path}: {err.strerror} in folder {folder}"
                           f"{_hint(err.errno)}") from None
@@ -173,8 +197,9 @@ def atomic_write(path, mode="wb", encoding=None):
 
     An existing ``path`` that is not a regular file (a folder, FIFO, device,
     socket) is refused with NotWritable, never replaced. An OSError while
-    writing (a full disk) names ``path``."""
-    path = Path(path)
+    writing (a full disk) names ``path``. A symbolic link ``path`` is written
+    through: the file it points to is replaced, the link stays (``through_link``)."""
+    path = through_link(path)
     refuse_special(path)
     sweep_stale(path.parent, [path.name])
     try:

@@ -12,6 +12,7 @@ compute the same thing.
 """
 
 import json
+import numbers
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -172,6 +173,11 @@ class GAN(WorkBuffers):
 
     def __init__(self, config=None, seed=0):
         self.config = config = (config or GANConfig()).validate()
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise ValueError(f"seed must be a whole number ≥ 0, got {seed!r}")
+        if type(self) is GAN and config.n_classes:   # it would be a CGAN named "gan"
+            raise ValueError(f"GAN does not take a config with n_classes={config.n_classes}; use "
+                             "CGAN(config), or npgan.build(config), which picks the model")
         self.dtype = np.dtype(config.dtype)
         self.rng = np.random.default_rng(seed)  # init, noise, dropout, fake labels
         self.G, self.D = self.build_networks()
@@ -252,11 +258,20 @@ class GAN(WorkBuffers):
             out -= 1
         return out
 
+    def check_noise(self, z):
+        """ValueError unless z is a batch of noise (N, latent_dim): a single z (a 1-D
+        array) would broadcast into G's first layer and come back as N images."""
+        if np.ndim(z) != 2 or np.shape(z)[1] != self.config.latent_dim:
+            raise ValueError(f"z must have shape (N, {self.config.latent_dim}), got {np.shape(z)}"
+                             + ("; a single z is the batch z[None]" if np.ndim(z) == 1 else ""))
+
     def generate(self, z, labels=None):
         """Images G(z) (or G(z|c)) in [-1, 1], shape (N, 784); a fresh array."""
+        self.check_noise(z)
         if self.conditional:
             if labels is None:
                 raise ValueError("a CGAN needs the digit labels to generate")
+            labels = check_labels(labels, self.config.n_classes, len(z))
             z = np.hstack([z, one_hot(labels, self.config.n_classes, self.dtype)])
         elif labels is not None:
             raise ValueError("a plain GAN takes no labels")

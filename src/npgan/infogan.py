@@ -202,7 +202,8 @@ class InfoGAN(GAN):
             if name not in self.code_names:
                 raise ValueError(f"unknown code {name!r}: this model has {', '.join(self.code_names)}")
             if name == "c1" and self.config.n_cat:
-                if float(value) != int(value) or not 0 <= int(value) < self.config.n_cat:
+                if not np.isfinite(float(value)) or float(value) != int(value) or \
+                        not 0 <= int(value) < self.config.n_cat:   # int(inf) is an OverflowError
                     raise ValueError(f"c1 must be a whole number 0–{self.config.n_cat - 1}, got {value}")
                 g_in[:, cat_part] = 0
                 g_in[:, cat_part.start + int(value)] = 1

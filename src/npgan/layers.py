@@ -52,6 +52,9 @@ class Linear(Layer):
 
     def __init__(self, n_in, n_out, rng, init="he", gain=np.sqrt(2.0), dtype=np.float32):
         super().__init__()
+        for name, value in (("n_in", n_in), ("n_out", n_out)):   # 0 would make an empty layer
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"Linear: {name} must be a whole number ≥ 1, got {value!r}")
         if init == "he":
             std = gain / np.sqrt(n_in)
         elif init == "xavier":
@@ -287,6 +290,10 @@ def mlp(sizes, hidden_activation, output_activation, rng, dtype=np.float32,
     network returns logits). He init before ReLU-family layers, Xavier before
     tanh/sigmoid or a logit output.
     """
+    for name, act in (("hidden_activation", hidden_activation), ("output_activation", output_activation)):
+        if act is not None and act not in ACTIVATIONS:
+            raise ValueError(f"{name} must be one of {', '.join(map(repr, ACTIVATIONS))} or None, "
+                             f"got {act!r}")
     layers = []
     n_layers = len(sizes) - 1
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):

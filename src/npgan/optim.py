@@ -5,7 +5,24 @@ vector θ and all gradients in one vector g, so each update below is a few
 whole-vector NumPy operations, with no Python loop over layers.
 """
 
+import math
+import numbers
+
 import numpy as np
+
+
+def _check(who, params, grads, lr, **fractions):
+    """ValueError naming the argument of optimizer ``who`` that is wrong, at once
+    rather than at the first step (or never: a negative lr climbs the loss)."""
+    if not (isinstance(params, np.ndarray) and isinstance(grads, np.ndarray)) or \
+            params.shape != grads.shape:
+        raise ValueError(f"{who}: params and grads must be arrays of one shape, got "
+                         f"{np.shape(params)} and {np.shape(grads)}")
+    for name, value, high in (("lr", lr, math.inf), *((n, v, 1) for n, v in fractions.items())):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
+                not (0 <= value < high and math.isfinite(value)):
+            where = "≥ 0" if high == math.inf else "in [0, 1)"
+            raise ValueError(f"{who}: {name} must be a finite number {where}, got {value!r}")
 
 
 class SGD:
@@ -14,6 +31,7 @@ class SGD:
     """
 
     def __init__(self, params, grads, lr=0.01, momentum=0.0):
+        _check("SGD", params, grads, lr, momentum=momentum)
         self.params, self.grads = params, grads
         self.lr, self.momentum = lr, momentum
         self.velocity = np.zeros_like(params)
@@ -45,6 +63,9 @@ class Adam:
     """
 
     def __init__(self, params, grads, lr=2e-4, beta1=0.5, beta2=0.999, eps=1e-8):
+        _check("Adam", params, grads, lr, beta1=beta1, beta2=beta2)
+        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0 < eps < math.inf:
+            raise ValueError(f"Adam: eps must be a finite number > 0, got {eps!r}")
         self.params, self.grads = params, grads
         self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
         self.M = np.zeros_like(params)

@@ -18,6 +18,9 @@ def to_uint8(images):
 def image_grid(images, n_cols=10, pad=2, pad_value=255):
     """Put N images (N, 784) or (N, 28, 28) in [-1, 1] on one uint8 canvas,
     n_cols per row, row after row, with ``pad`` pixels of ``pad_value`` between."""
+    for name, value, low in (("n_cols", n_cols, 1), ("pad", pad, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name} must be a whole number ≥ {low}, got {value!r}")
     pixels = to_uint8(images).reshape(-1, 28, 28)
     n = len(pixels)
     n_rows = -(-n // n_cols)

@@ -22,7 +22,10 @@ one process per core.
 
 Who decides, first match wins:
   1. ``threads=`` given to ``train`` (or to ``blas_threads``);
-  2. the environment variable NPGAN_THREADS (a whole number ≥ 1);
+  2. the environment variable NPGAN_THREADS (a whole number ≥ 1; more than the
+     machine's cores only makes the threads wait for each other — measured 75×
+     slower with 64 on 2 cores — so it is capped at the cores, see
+     ``threads_notice``);
   3. the user's own OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS /
      BLIS_NUM_THREADS: if any is set, npgan leaves the thread pools as they are;
   4. otherwise DEFAULT_THREADS.
@@ -35,13 +38,22 @@ DEFAULT_THREADS = 1
 BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")
 
 
+def available_cores():
+    """The cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def choose_threads(threads=None):
-    """The number of BLAS threads to use, or None to leave the pools alone (rule 3)."""
+    """The number of BLAS threads to use, or None to leave the pools alone (rule 3).
+    ValueError if NPGAN_THREADS (or ``threads``) is not a whole number ≥ 1."""
     if threads is not None:
         return _whole(threads, "threads=")
-    text = os.environ.get("NPGAN_THREADS", "").strip()
-    if text:
-        return _whole(text, "NPGAN_THREADS")
+    text = os.environ.get("NPGAN_THREADS", "")
+    if text.strip():
+        return min(_whole(text, "NPGAN_THREADS"), available_cores())
     if any(os.environ.get(name, "").strip() for name in BLAS_VARIABLES):
         return None
     return DEFAULT_THREADS
@@ -50,11 +62,26 @@ def choose_threads(threads=None):
 def _whole(value, where):
     try:
         n = int(str(value).strip())
-        if n >= 1 and float(str(value).strip()) == n:
+        if n >= 1 and not isinstance(value, bool):
             return n
     except ValueError:
         pass
     raise ValueError(f"{where} must be a whole number of threads ≥ 1, got {value!r}")
+
+
+def threads_notice():
+    """The one line to show when NPGAN_THREADS asks for more threads than there
+    are cores (choose_threads uses the cores then), or None. ValueError if
+    NPGAN_THREADS is not a whole number ≥ 1: the command line checks this before
+    any work."""
+    text = os.environ.get("NPGAN_THREADS", "")
+    if not text.strip():
+        return None
+    asked, cores = _whole(text, "NPGAN_THREADS"), available_cores()
+    if asked <= cores:
+        return None
+    return (f"NPGAN_THREADS={text.strip()} is more than the {cores} cores of this machine, "
+            f"which only slows training down; using {cores}")
 
 
 @contextmanager

@@ -126,8 +126,12 @@ def check_training_data(model, images, labels=None):
         raise ValueError(f"images are {raw.dtype}, but G draws pixels in [-1, 1]: convert 0–255 "
                          "pixels with npgan.data.to_unit_range(images), i.e. x / 127.5 - 1")
     images = np.asarray(raw, dtype=model.dtype)
+    finite = np.isfinite(images).all(axis=1)
+    if not finite.all():   # refused here: one step on them would make every weight NaN
+        raise ValueError(f"images hold NaN or infinite values (row {int(np.argmin(finite))} first); "
+                         "remove or repair those rows")
     low, high = (images.min(), images.max()) if images.size else (0, 0)
-    if low < -1.001 or high > 1.001:   # NaN passes here and stops the run at iteration 1
+    if low < -1.001 or high > 1.001:
         raise ValueError(f"images must hold pixels in [-1, 1] (G's tanh range), these range over "
                          f"[{low:.4g}, {high:.4g}]" + (": scale 0–255 pixels by x / 127.5 - 1"
                                                       if high > 2 else ""))
@@ -156,14 +160,27 @@ def train(model, images, labels=None, epochs=1, seed=0, snapshot_epochs=(), prog
                       on_epoch_end)
 
 
-def _train(model, images, labels, epochs, seed, snapshot_epochs, progress, on_epoch_end):
-    import time
+def _checked_epochs(snapshot_epochs):
+    """The snapshot epochs as a set of whole numbers ≥ 0 (None: none but the first
+    and the last), or a ValueError naming what is wrong."""
+    if snapshot_epochs is None:
+        return set()
+    if isinstance(snapshot_epochs, (str, bytes)) or not hasattr(snapshot_epochs, "__iter__"):
+        raise ValueError(f"snapshot_epochs must be a list of epochs such as [0, 5, 20], got {snapshot_epochs!r}")
+    epochs = list(snapshot_epochs)
+    for e in epochs:
+        if isinstance(e, bool) or not isinstance(e, numbers.Integral) or e < 0:
+            raise ValueError(f"snapshot_epochs must be whole numbers ≥ 0, got {e!r}")
+    return set(epochs)
 
+
+def _train(model, images, labels, epochs, seed, snapshot_epochs, progress, on_epoch_end):
     callbacks = list(on_epoch_end) if isinstance(on_epoch_end, (list, tuple)) else \
         [on_epoch_end] if on_epoch_end is not None else []
     for name, value, low in (("epochs", epochs, 1), ("seed", seed, 0)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
             raise ValueError(f"{name} must be a whole number ≥ {low}, got {value!r}")
+    snapshot_epochs = _checked_epochs(snapshot_epochs)
     images, labels = check_training_data(model, images, labels)
     B = model.config.batch_size
     steps = len(images) // B
@@ -176,10 +193,48 @@ def _train(model, images, labels, epochs, seed, snapshot_epochs, progress, on_ep
     if 0 in wanted:
         history.snapshots[0] = snapshot(model, z_fixed, labels_fixed)
     batch = np.empty((B, images.shape[1]), dtype=model.dtype)
-    iteration = 0
     total = epochs * steps
     decay_steps = round(getattr(model.config, "lr_decay", 0.0) * total)
     watch = DivergenceWatch()
+    last_good = [0, _state_of(model)]   # restored if the run diverges: no NaN weights stay behind
+    try:
+        _epochs(model, images, labels, epochs, order_rng, z_fixed, labels_fixed, wanted, history,
+                batch, total, decay_steps, watch, callbacks, progress, last_good)
+    except TrainingDiverged as err:
+        epoch, state = last_good
+        _restore(model, state)
+        when = f"after epoch {epoch}" if epoch else "before this training"
+        raise TrainingDiverged(f"{err} The model's weights are restored to those {when}.") from None
+    return history
+
+
+def _state_of(model):
+    """Copies of everything a training step changes: weights, layer statistics
+    and the optimizers' state (the average of G's weights too)."""
+    nets = [model.G, model.D] + ([model.G_average.net] if getattr(model, "G_average", None) else [])
+    state = [(net.flat_params, net.flat_params.copy()) for net in nets]
+    state += [(net.flat_buffers, net.flat_buffers.copy()) for net in nets if net.flat_buffers.size]
+    opts = (model.opt_g, model.opt_d)
+    state += [(value, value.copy()) for opt in opts for key, value in opt.state().items() if key != "t"]
+    return state, [getattr(opt, "t", None) for opt in opts], getattr(model.G_average, "updates", None)
+
+
+def _restore(model, saved):
+    state, steps, updates = saved
+    for array, copy in state:
+        array[...] = copy
+    for opt, t in zip((model.opt_g, model.opt_d), steps):
+        if t is not None:
+            opt.t = t
+    if updates is not None:
+        model.G_average.updates = updates
+
+
+def _epochs(model, images, labels, epochs, order_rng, z_fixed, labels_fixed, wanted, history,
+            batch, total, decay_steps, watch, callbacks, progress, last_good):
+    import time
+
+    B, steps, iteration = batch.shape[0], len(images) // batch.shape[0], 0
     for epoch in range(1, epochs + 1):
         order = order_rng.permutation(len(images))
         bar = tqdm(range(steps), desc=f"epoch {epoch}/{epochs}", disable=not progress,
@@ -200,6 +255,7 @@ def _train(model, images, labels, epochs, seed, snapshot_epochs, progress, on_ep
                                 Dx=f"{losses[2]:.2f}", DGz=f"{losses[3]:.2f}", refresh=False)
         history.seconds += time.perf_counter() - start
         check_finite(model, iteration, losses, weights=True)
+        last_good[:] = epoch, _state_of(model)
         if epoch in wanted:
             history.snapshots[epoch] = snapshot(model, z_fixed, labels_fixed)
         for callback in callbacks:
