@@ -1,4 +1,4 @@
-"""An exponential moving average (EMA) of G's weights (chapter 21.5).
+"""An exponential moving average (EMA) of G's weights (chapter 21.4).
 
 Yazıcı et al. (2019) found that the running average of the generator's
 weights over the last few thousand steps makes better samples than the

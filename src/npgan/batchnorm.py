@@ -1,4 +1,4 @@
-"""Batch normalisation (Ioffe & Szegedy 2015) for the DCGAN's networks (chapter 21.4).
+"""Batch normalisation (Ioffe & Szegedy 2015) for the DCGAN's networks (chapter 21.6).
 
 On (B, F) rows, on NCHW maps, or, with ``batch_last=True``, on the (C, H, W, B)
 maps that the DCGAN's networks pass between their layers (conv.py).

@@ -1,5 +1,5 @@
 """Minibatch standard deviation (Karras et al. 2018): one more input for D's
-last layer that tells it how varied its batch is (chapter 21.5, the scoreboard).
+last layer that tells it how varied its batch is (chapter 21.4; measured in the appendix 实验记录).
 
 A G that has collapsed onto a few images makes batches whose rows are nearly
 alike. D, which judges every image on its own, cannot see that. This layer

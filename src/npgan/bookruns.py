@@ -255,7 +255,7 @@ def _read_history(path):
 
 # What `make book` trains before the pages: (model, dataset), in the order they start
 # (the longest first, so that the two cores finish at about the same time); "evaluator"
-# is the Fashion-MNIST evaluator of 21.4, trained beside the runs instead of in its notebook.
+# is the Fashion-MNIST evaluator of 21.6, trained beside the runs instead of in its notebook.
 BOOK_RUNS = (("gan", "mnist"), ("cgan", "mnist"), ("dcgan", "mnist"), ("dcgan", "fashion"),
              ("evaluator", "fashion"), ("infogan", "mnist"))
 

@@ -170,7 +170,7 @@ def _networks(model):
 
 def run_dir(name):
     """Where the book's runs keep their checkpoints: $NPGAN_DATA/runs/<name>
-    (the notebooks of 21.1–21.4 write there, 21.5 evaluates what they wrote)."""
+    (the model notebooks write there; 21.4 evaluates what they wrote)."""
     from .data import data_dir
 
     return data_dir() / "runs" / name
@@ -195,10 +195,10 @@ def book_checkpoints(model_name, epochs, subset=None, every=10, seed=0, run_name
                      progress=True):
     """{epoch: path} of the checkpoints of the book's run of "gan" or "cgan".
 
-    The notebooks of 21.1 and 21.2 leave these behind in the run folder
+    The notebooks of 21.2 and 21.3 leave these behind in the run folder
     "book-<model>" (or "book-<model>-subset<N>" for a quick run on the first N
     images), through ``bookruns.book_run``; this asks it for the same run, so that
-    21.5 can always evaluate it: found there if it was trained with the book's
+    21.4 can always evaluate it: found there if it was trained with the book's
     recipe, these epochs and seed and a checkpoint every ``every`` epochs, trained
     now otherwise. Like book_run it never replaces a finished run of other epochs
     or another seed (bookruns.RunExists), and a run being trained by another

@@ -1,4 +1,4 @@
-"""Convolution layers for images, NCHW (chapter 21.4, DCGAN).
+"""Convolution layers for images, NCHW (chapter 21.6, DCGAN).
 
 Conv2d, ConvTranspose2d, Upsample, Reshape and Flatten, in the explicit
 forward/backward style of layers.py (BatchNorm: batchnorm.py). A convolution is turned into ONE large

@@ -1,4 +1,4 @@
-"""DCGAN: a convolutional GAN for 28×28 images (chapter 21.4; Radford et al. 2016).
+"""DCGAN: a convolutional GAN for 28×28 images (chapter 21.6; Radford et al. 2016).
 
     G: z → Linear → C1×7×7 (BN, ReLU) → ConvT 4×4 s2 → C2×14×14 (BN, ReLU)
          → ConvT 4×4 s2 → 1×28×28, tanh
@@ -104,7 +104,7 @@ def build_generator(cfg, rng, dtype, n_in=None, batch_last=True):
     last = {"batch_last": batch_last}
 
     def up(c_in, c_out, gain=np.sqrt(2.0)):   # 7 → 14 → 28
-        if cfg.g_upsample == "resize":   # against checkerboard artefacts (21.4.2)
+        if cfg.g_upsample == "resize":   # against checkerboard artefacts (21.6.2)
             return [Upsample(2, **last), Conv2d(c_in, c_out, 3, 1, 1, rng, gain, dtype, **last)]
         return [ConvTranspose2d(c_in, c_out, 4, 2, 1, rng, gain, dtype, **last)]
 
@@ -193,7 +193,7 @@ class DCGAN(GAN):
 
 
 def book_recipe():
-    """The book's DCGAN (chapter 21.4), chosen from these measurements (MNIST,
+    """The book's DCGAN (chapter 21.6), chosen from these measurements (MNIST,
     seed 0, batch 64, one BLAS thread; FD with the chapter's evaluator, floor 2.34):
 
     * BN in D on real and fake halves apart starves a mode: digit 1 fell to 1.7 %

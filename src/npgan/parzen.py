@@ -1,4 +1,4 @@
-"""The Parzen-window log-likelihood of generated images (chapter 21.5).
+"""The Parzen-window log-likelihood of generated images (chapter 21.4).
 
 The Parzen-window estimate (Goodfellow et al. 2014) puts a Gaussian of width σ
 on each of N generated images μ_i (pixels in [0, 1]) and scores a test image x

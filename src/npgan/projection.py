@@ -1,5 +1,5 @@
 """The projection discriminator's last layer (Miyato & Koyama 2018), for the
-CGAN's D (chapter 21.2, eq-cgan-projection; measured in 21.5's scoreboard).
+CGAN's D (chapter 21.3, eq-cgan-projection; measured in the appendix 实验记录).
 
 A CGAN D that reads the label only at its input, beside the 784 pixels,
 has it as one of 794 numbers mixed together by the last layer. A
