@@ -202,7 +202,7 @@ def load_evaluator(path=None, train=True, log=None, dataset="mnist", must_cache=
     """The cached evaluator; trained (and cached) the first time if ``train``.
 
     A damaged or outdated cache file is replaced. Kept in memory per process.
-    Whether the cache can be written is known before the minute of training:
+    Whether the cache can be written is known before the minutes of training:
     with ``must_cache`` a cache that cannot be is a DataError then, otherwise
     the evaluator is kept for this session only."""
     log = log or (lambda msg: print(msg, file=sys.stderr))

@@ -201,7 +201,7 @@ def load_or_train(path, read, train, cache, log=None, name="MNIST", must_cache=F
                                      "to a writable folder") from None
             log(f"the evaluator cannot be cached ({describe(err)}); it will be kept for this "
                 "session only (set NPGAN_DATA to a writable folder)")
-        log(f"training the {name} evaluator, once (a minute or two); it will be cached as {path}")
+        log(f"training the {name} evaluator, once (a few minutes); it will be cached as {path}")
         evaluator = train()
         try:
             evaluator.save(path)
