@@ -83,7 +83,8 @@ def make_parser():
 
     p = sub.add_parser("fetch-data", help="download and verify MNIST into the cache")
     p.add_argument("--evaluator", action="store_true",
-                   help="also train and cache the MNIST classifier that `evaluate` uses (once, a few minutes)")
+                   help="also train and cache the MNIST classifier that `evaluate` uses, and the retired "
+                        "one it is compared with (once, a few minutes)")
     p.set_defaults(func=cmd_fetch)
 
     p = sub.add_parser("train", help="train a model of the chapter on MNIST with the book's settings")

@@ -98,6 +98,12 @@ def cmd_fetch(args):
 
         load_evaluator(must_cache=True)   # caching it is the point: say so before training
         say(f"the evaluator is ready in {evaluator_path()}")
+        # the retired MLP evaluator too: 21.4 and experiments/evaluator_sensitivity.py compare
+        # what the two feature spaces see, and a test pins that comparison's order
+        from .evaluator_mlp import load_mlp_evaluator, mlp_path
+
+        load_mlp_evaluator(must_cache=True)
+        say(f"the retired MLP evaluator, for comparison, is ready in {mlp_path()}")
 
 
 def cmd_train(args):

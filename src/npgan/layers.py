@@ -249,13 +249,16 @@ class Sequential:
     def backward(self, grad, param_grads=True, input_grad=True):
         """Back-propagate dL/d(output). ``param_grads=False`` leaves the
         parameter gradients alone (the G step only needs dL/dx through D);
-        ``input_grad=False`` skips dL/dx of the first layer (nobody needs it
-        for the data or the noise)."""
-        for i in range(len(self.layers) - 1, -1, -1):
+        ``input_grad=False`` skips dL/dx of the first layer with parameters
+        (nobody needs it for the data or the noise) and the layers before it
+        (a Reshape: no parameters, nothing to learn); then it returns None."""
+        first = 0 if input_grad else next(
+            (i for i, layer in enumerate(self.layers) if layer.params), len(self.layers))
+        for i in range(len(self.layers) - 1, first - 1, -1):
             grad = self.layers[i].backward(
-                grad, param_grads=param_grads, input_grad=input_grad or i > 0
+                grad, param_grads=param_grads, input_grad=input_grad or i > first
             )
-        return grad
+        return grad if input_grad else None
 
     def __call__(self, x, train=False):
         """Forward pass for inference: returns a fresh array, not a buffer."""

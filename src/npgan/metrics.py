@@ -1,11 +1,12 @@
 """Evaluating a generator (chapter 21.5): digit shares, label accuracy,
 Fréchet distance and the Parzen-window log-likelihood.
 
-Everything is measured with an *evaluator*: an MNIST classifier trained by
-npgan itself, cached in the data folder and trained automatically the first
-time it is needed (evaluator.py: its recipe, training and cache). Its
-predictions give the digit shares and the label accuracy; its last hidden
-layer (800 numbers per image) is the feature space of the Fréchet distance.
+Everything is measured with an *evaluator*: a small convolutional MNIST
+classifier trained by npgan itself, cached in the data folder and trained
+automatically the first time it is needed (evaluator.py: its network and
+recipe; evaluator_training.py: its training and cache). Its predictions give
+the digit shares and the label accuracy; its hidden layer (256 numbers per
+image) is the feature space of the Fréchet distance.
 The Parzen-window estimate is in parzen.py. The names of both modules that
 notebooks and scripts use as npgan.metrics.X are imported here.
 
@@ -27,9 +28,9 @@ import numpy as np
 
 # Not imported here: train_evaluator and the cache _EVALUATORS. load_evaluator
 # looks them up in npgan.evaluator, so that is the module to patch in a test.
-from .evaluator import (EVALUATOR_RECIPE, EVALUATOR_VERSION, IMAGE_SIDE, N_DIGITS,  # noqa: F401
-                        VALIDATION, Evaluator, dataset_of, evaluator_path, held_out,
-                        load_evaluator, load_images, random_shifts)
+from .evaluator import (DATASETS, EVALUATOR_RECIPE, EVALUATOR_SHA256, EVALUATOR_VERSION,  # noqa: F401
+                        IMAGE_SIDE, N_DIGITS, VALIDATION, Evaluator, dataset_of, evaluator_path,
+                        held_out, load_evaluator, load_images, random_shifts)
 from .losses import softmax
 from .parzen import PARZEN_SIGMAS, parzen_figure, parzen_log_likelihood, real_parzen  # noqa: F401
 
@@ -257,7 +258,7 @@ def evaluate(model, parzen=False, seed=0, n=10_000, evaluator=None, against="tes
     if parzen:
         p = parzen_figure(images, dataset=dataset, against=against)
         result.update(parzen_mean=p["mean"], parzen_se=p["se"], parzen_sigma=p["sigma"])
-    result["evaluator"] = {"version": EVALUATOR_VERSION,
+    result["evaluator"] = {"version": evaluator.meta.get("version", EVALUATOR_VERSION),
                            "test_accuracy": evaluator.meta.get("test_accuracy")}
     result["seconds"] = time.perf_counter() - start
     return result
