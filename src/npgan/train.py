@@ -179,7 +179,7 @@ def _train(model, images, labels, epochs, seed, snapshot_epochs, progress, on_ep
     iteration = 0
     total = epochs * steps
     decay_steps = round(getattr(model.config, "lr_decay", 0.0) * total)
-    watch = DivergenceWatch()
+    watch = getattr(model, "divergence_watch", DivergenceWatch)()   # a WGAN brings its own rule
     for epoch in range(1, epochs + 1):
         order = order_rng.permutation(len(images))
         bar = tqdm(range(steps), desc=f"epoch {epoch}/{epochs}", disable=not progress,
