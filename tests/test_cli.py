@@ -37,7 +37,7 @@ def assert_usage_error(result, *needles):
 
 # (case, args, expected words); {gan} etc. are checkpoint paths, {tmp} the test's folder
 ERROR_CASES = [
-    ("unknown model", ["train", "--model", "wgan", "--out", "{tmp}/o"], ["invalid choice: 'wgan'"]),
+    ("unknown model", ["train", "--model", "vae", "--out", "{tmp}/o"], ["invalid choice: 'vae'"]),
     ("no command", [], ["required"]),
     ("unknown command", ["dance"], ["invalid choice"]),
     ("train without --out", ["train"], ["--out"]),

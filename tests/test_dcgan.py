@@ -337,5 +337,5 @@ def test_families_are_listed_in_the_reading_order():
     # infogan.py imports dcgan.py (for its conv nets), so the DCGAN registers first;
     # the list (CLI choices, book runs, BOOK_EPOCHS) still follows 21.1–21.4
     from npgan import BOOK_EPOCHS, models
-    assert models.names() == ("gan", "cgan", "infogan", "dcgan")
+    assert models.names() == ("gan", "cgan", "wgan", "infogan", "dcgan")
     assert tuple(BOOK_EPOCHS) == models.names()

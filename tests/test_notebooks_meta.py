@@ -41,12 +41,14 @@ def test_the_chapters_use_every_notebook():
     learner = {name for name in GLUE_KEYS if not name.startswith("appendix")}
     assert learner == {"21.2-gan-mnist.ipynb", "21.3-cgan-mnist.ipynb",
                        "21.1a-minimax-1d.ipynb", "21.7-infogan-mnist.ipynb",
-                       "21.6-dcgan.ipynb", "21.4-evaluation.ipynb"}
+                       "21.6-dcgan.ipynb", "21.4-evaluation.ipynb",
+                       "21.5a-wgan-1d.ipynb", "21.5-wgan-mnist.ipynb"}
 
 
 # the MNIST notebooks: model name in npgan.BOOK_EPOCHS
 MNIST = {"21.2-gan-mnist.ipynb": "gan", "21.3-cgan-mnist.ipynb": "cgan",
-         "21.7-infogan-mnist.ipynb": "infogan", "21.6-dcgan.ipynb": "dcgan"}
+         "21.7-infogan-mnist.ipynb": "infogan", "21.6-dcgan.ipynb": "dcgan",
+         "21.5-wgan-mnist.ipynb": "wgan"}
 MAX_BYTES = 1_200_000      # with the full run's outputs (PNG at the book's size, see make notebook-outputs;
                            # measured: 21.3 1,006 KiB, 21.4 759 KiB, the others 228–439 KiB)
 CHECK = "nbval-check-output"

@@ -4,6 +4,7 @@ from .data import load_fashion_mnist, load_mnist
 from .gan import CGAN, GAN, GANConfig, one_hot
 from .infogan import InfoGAN, InfoGANConfig
 from .dcgan import DCGAN, DCGANConfig
+from .wgan import WGAN, WGANConfig
 from .models import BOOK_EPOCHS, book_config, build
 from .layers import Dropout, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh, mlp
 from .losses import bce_with_logits, sigmoid

@@ -75,6 +75,7 @@ class Linear(Layer):
         return y
 
     def backward(self, grad, param_grads=True, input_grad=True):
+        self.grad = grad   # g, kept for backward_of_backward (a gradient penalty)
         if param_grads:
             np.matmul(self.x.T, grad, out=self.dW)  # (n_in, B) @ (B, n_out)
             np.sum(grad, axis=0, out=self.db)
@@ -83,6 +84,15 @@ class Linear(Layer):
         dx = self._buffer("dx", self.x.shape, self.W.dtype)
         np.matmul(grad, self.W.T, out=dx)
         return dx
+
+    def backward_of_backward(self, u):
+        """The backward pass of ``backward``'s dx = g W^T (eq-wgan-double in 21.5).
+
+        u = dP/d(dx) for a loss P of the input gradient (B, n_in). Adds
+        dP/dW = u^T g to dW (b is not in dx = g W^T: nothing for db) and returns
+        dP/dg = u W (B, n_out), for the next layer up."""
+        self.dW += u.T @ self.grad    # (n_in, B) @ (B, n_out)
+        return u @ self.W
 
 
 class ReLU(Layer):
@@ -97,6 +107,11 @@ class ReLU(Layer):
         np.greater(self.y, 0, out=mask)
         grad *= mask
         return grad
+
+    def backward_of_backward(self, u):
+        """dx = g · mask is linear in g and the mask is constant almost
+        everywhere: dP/dg = u · mask, nothing flows back to the forward pass."""
+        return u * self._buffer("mask", u.shape, bool)
 
 
 class LeakyReLU(Layer):
@@ -121,6 +136,12 @@ class LeakyReLU(Layer):
         factor += self.slope
         grad *= factor
         return grad
+
+    def backward_of_backward(self, u):
+        """dx = g · factor is linear in g, and the factor (1 or slope) is constant
+        on each side of 0, so its derivative by the forward input is 0 almost
+        everywhere: dP/dg = u · factor, and nothing flows back to the forward pass."""
+        return u * self._buffer("factor", u.shape, u.dtype)
 
 
 class Tanh(Layer):
@@ -259,6 +280,18 @@ class Sequential:
                 grad, param_grads=param_grads, input_grad=input_grad or i > first
             )
         return grad if input_grad else None
+
+    def backward_of_backward(self, u):
+        """After ``backward(seed, param_grads=False)`` has returned v = dD/dx: adds
+        dP/dθ to flat_grads for a loss P(v), given u = dP/dv, by running each
+        layer's backward_of_backward from the first layer to the last (the
+        backward pass of the backward pass). Returns dP/d(seed)."""
+        for layer in self.layers:
+            if not hasattr(layer, "backward_of_backward"):
+                raise TypeError(f"a {type(layer).__name__} layer has no backward_of_backward: a "
+                                "gradient penalty needs Linear, ReLU and LeakyReLU layers only")
+            u = layer.backward_of_backward(u)
+        return u
 
     def __call__(self, x, train=False):
         """Forward pass for inference: returns a fresh array, not a buffer."""

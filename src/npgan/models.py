@@ -1,5 +1,5 @@
 """Every model family of the chapter, by name: "gan", "cgan" (gan.py),
-"infogan" (infogan.py), "dcgan" (dcgan.py).
+"infogan" (infogan.py), "dcgan" (dcgan.py), "wgan" (wgan.py).
 
 A family registers its config class, its model class and the book's recipe
 here; checkpoints store the name, so that ``checkpoint.load`` and the CLI can
@@ -25,7 +25,7 @@ FAMILIES = {}
 BOOK_EPOCHS = {}   # name → epochs of the book's run
 # Both in the chapter's reading order (21.1–21.4), whatever order the modules load
 # in (infogan.py imports dcgan.py for its conv nets); a family not listed goes last.
-READING_ORDER = ("gan", "cgan", "infogan", "dcgan")
+READING_ORDER = ("gan", "cgan", "wgan", "infogan", "dcgan")
 
 
 def register(name, config_class, model_class, book_config, book_epochs):

@@ -195,7 +195,7 @@ def _train(model, images, labels, epochs, seed, snapshot_epochs, progress, on_ep
     batch = np.empty((B, images.shape[1]), dtype=model.dtype)
     total = epochs * steps
     decay_steps = round(getattr(model.config, "lr_decay", 0.0) * total)
-    watch = DivergenceWatch()
+    watch = getattr(model, "divergence_watch", DivergenceWatch)()   # a WGAN brings its own rule
     last_good = [0, _state_of(model)]   # restored if the run diverges: no NaN weights stay behind
     try:
         _epochs(model, images, labels, epochs, order_rng, z_fixed, labels_fixed, wanted, history,
