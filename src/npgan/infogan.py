@@ -5,7 +5,8 @@ discriminator carries a second head Q that must read c back from G(z, c).
     D: 784 → 512 → 256 → [ real/fake logit | Q: c1's 10 logits | Q: means of c2, c3 ]
 
 c1 ~ Cat(10) and c2, c3 ~ U(−1, 1) are drawn from their priors for every fake,
-and no label of the data is ever used. Q is one more linear map on D's last
+and no label of the data is ever used (unless n_labels > 0: the semi-supervised
+InfoGAN of semisup.py, whose Q also reads c1 off a few labelled images). Q is one more linear map on D's last
 hidden layer (or, with q_hidden, a hidden layer of its own and then that map:
 qhead.py), so D and Q are ONE network (``self.D``) whose output has
 1 + n_cat + n_cont columns.
@@ -67,6 +68,9 @@ class InfoGANConfig(ConvNets):
                                      # images (no labels): each sure, all values used alike
     q_hidden: int = 0                # 0: Q is one linear map on D's last hidden layer; n: Q has
                                      # a hidden layer of n units of its own (qhead.py; paper: 128)
+    n_labels: int = 0                # semi-supervised (semisup.py): n labelled training images,
+                                     # n/n_cat of each value, teach Q's c1 head; 0: none (no labels)
+    lambda_label: float = 1.0        # weight of c1's cross-entropy on those labelled images
 
     def validate(self):
         checks.whole_number(self, "n_cat", 0, 1000)
@@ -79,6 +83,11 @@ class InfoGANConfig(ConvNets):
         checks.real_number(self, "lambda_ent", 0)
         checks.one_of(self, "arch", ("mlp", "conv"))
         checks.whole_number(self, "q_hidden", 0, 100_000)
+        checks.whole_number(self, "n_labels", 0, 50_000)
+        checks.real_number(self, "lambda_label", 0)
+        if self.n_labels and (self.n_cat < 2 or self.n_labels % self.n_cat):
+            raise ValueError(f"InfoGANConfig.n_labels must be a multiple of n_cat ({self.n_cat}: the "
+                             f"same number of labelled images of each value of c1), got {self.n_labels}")
         self.validate_conv_nets()
         if self.d_batch_std:
             raise ValueError("InfoGAN's D (with Q) has no batch-spread feature: use d_batch_std=0")
@@ -101,7 +110,8 @@ class InfoGANConfig(ConvNets):
 
 
 class InfoGAN(GAN):
-    """Generator G(z, c) and discriminator D with its Q head, trained without labels."""
+    """Generator G(z, c) and discriminator D with its Q head, trained without labels
+    (or, with n_labels > 0, with that many: semisup.py)."""
 
     name = "infogan"
 
@@ -115,6 +125,21 @@ class InfoGAN(GAN):
             raise ValueError("InfoGAN learns without labels: n_classes must be 0")
         super().__init__(config, seed)
         self.info_log = []   # per step: (CE of c1, NLL of the continuous codes), of the G step
+        self.labelled = None     # n_labels > 0: the semisup.LabelledSet, from use_labels
+        self.label_log = []      # n_labels > 0, per step: c1's CE on the step's labelled rows
+
+    def use_labels(self, images, labels, seed=0):
+        """n_labels > 0: choose the labelled images Q's c1 head learns from (semisup.py):
+        n_labels of the training ``images`` with their ``labels``, drawn by ``seed`` from
+        train[:50000], the same number of each label. Call it before training; returns
+        their positions in ``images``."""
+        from .semisup import labelled_set
+
+        if not self.config.n_labels:
+            raise ValueError("this InfoGAN learns without labels (n_labels=0): it uses none")
+        self.labelled = labelled_set(images, labels, self.config.n_labels, seed,
+                                     self.config.n_cat, self.dtype)
+        return self.labelled.index
 
     def build_networks(self):
         """G takes [z, c1 one-hot, continuous codes]; D ends in 1 + n_cat + n_cont
@@ -260,15 +285,23 @@ class InfoGAN(GAN):
         where each loss includes its λ-weighted information term.
         """
         if labels is not None:
-            raise ValueError("InfoGAN learns without labels: call train_step(x_real) alone")
+            raise ValueError("InfoGAN learns without labels: call train_step(x_real) alone "
+                             "(a semi-supervised one takes its labelled images from use_labels)")
         B, c, width = x_real.shape[0], self.config, 1 + self.config.n_cat + self.config.n_cont
         _, cat_part, cont_part = self.code_slices
         g_in = self.sample_noise(B, out=self._buffer("g_in", (B, self.input_size), self.dtype))
         c1 = g_in[:, cat_part].argmax(axis=1)
         cont = g_in[:, cont_part]
-        d_in = self._buffer("d_in", (2 * B, IMAGE_SIZE), self.dtype)
+        n_lab = B if c.n_labels else 0   # semisup.py: B labelled rows after the real and fake ones
+        d_in = self._buffer("d_in", (2 * B + n_lab, IMAGE_SIZE), self.dtype)
         d_in[:B] = x_real
-        d_in[B:] = self.G.forward(g_in)
+        d_in[B:2 * B] = self.G.forward(g_in)
+        if n_lab:
+            if self.labelled is None:
+                raise ValueError(f"this InfoGAN learns c1 from {c.n_labels} labelled images: call "
+                                 "model.use_labels(images, labels, seed) before training")
+            pick = self.rng.integers(0, len(self.labelled.labels), size=B)
+            np.take(self.labelled.images, pick, axis=0, out=d_in[2 * B:])
 
         # --- D and Q: the GAN loss on real and fake rows (eq-dloss), plus λ·(−log Q(c|x))
         # on the fake rows, whose codes we know; real rows give Q no gradient.
@@ -277,11 +310,16 @@ class InfoGAN(GAN):
         targets[B:] = 0
         set_batch_groups(self.D, B)   # arch="conv": real and fake halves apart, as DCGAN.train_step
         out = self.D.forward(d_in)
-        loss_gan, grad_logit, prob = bce_with_logits(out[:, :1], targets)
-        grad = self._buffer("d_grad", (2 * B, width), self.dtype)
+        loss_gan, grad_logit, prob = bce_with_logits(out[:2 * B, :1], targets)
+        grad = self._buffer("d_grad", (2 * B + n_lab, width), self.dtype)
         grad[:] = 0
-        grad[:, :1] = grad_logit
-        info, _, _ = self._info_loss(out[B:], c1, cont, grad[B:])
+        grad[:2 * B, :1] = grad_logit
+        info, _, _ = self._info_loss(out[B:2 * B], c1, cont, grad[B:2 * B])
+        if n_lab:                      # Q's c1 on the labelled rows, against their labels
+            ce_label, g = softmax_cross_entropy(out[2 * B:, 1:1 + c.n_cat], self.labelled.labels[pick])
+            np.multiply(g, c.lambda_label, out=grad[2 * B:, 1:1 + c.n_cat])
+            info += c.lambda_label * ce_label
+            self.label_log.append(ce_label)
         if c.lambda_ent and c.n_cat:   # Q's c1 on the real rows, without their labels
             ent, g = batch_cluster_entropy(out[:B, 1:1 + c.n_cat])
             np.multiply(g, c.lambda_ent, out=grad[:B, 1:1 + c.n_cat])
@@ -295,7 +333,7 @@ class InfoGAN(GAN):
         # through the updated D and Q, whose weights this pass leaves alone.
         ones = self._buffer("g_targets", (B, 1), self.dtype)
         ones[:] = 1
-        out = self.D.forward(d_in[B:])
+        out = self.D.forward(d_in[B:2 * B])
         loss_gan, grad_logit, _ = bce_with_logits(out[:, :1], ones)
         grad = self._buffer("g_grad", (B, width), self.dtype)
         grad[:, :1] = grad_logit
