@@ -118,7 +118,7 @@ def run(recipe, n_labels, seed, epochs=None):
            **{f"{c}_digit_change{w}": f"{codes[c]['digit_change' + w]:.3f}"
               for w in ("", "_wide") for c in ("c2", "c3")},
            "train_seconds": f"{history.seconds:.0f}", "date": time.strftime("%Y-%m-%d"),
-           "machine": f"{platform.node()} ({platform.machine()})", "commit": _commit()}
+           "machine": f"{platform.node()} ({platform.machine()})", "commit": COMMIT}
     append_row(row)
     print(json.dumps(row), flush=True)
 
@@ -129,6 +129,9 @@ def _commit():
                               cwd=Path(__file__).parent, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return ""
+
+
+COMMIT = _commit()   # the code this process runs: read at its start, not when a row is written
 
 
 def main():
