@@ -31,8 +31,9 @@ from .train import HISTORY_COLUMNS, History, train
 DATASETS = {"mnist": data.load_mnist, "fashion": data.load_fashion_mnist}
 
 
-def run_folder(name, dataset="mnist", subset=None):
-    suffix = ("" if dataset == "mnist" else f"-{dataset}") + (f"-subset{subset}" if subset else "")
+def run_folder(name, dataset="mnist", subset=None, n_labels=0):
+    suffix = ("" if dataset == "mnist" else f"-{dataset}") + (f"-labels{n_labels}" if n_labels else "") \
+        + (f"-subset{subset}" if subset else "")
     return checkpoint.run_dir(f"book-{name}{suffix}")
 
 
@@ -41,7 +42,8 @@ def _facts(name, config, epochs, seed, dataset, subset, every):
             "seed": seed, "dataset": dataset, "subset": subset, "every": every}
 
 
-def book_run(name, epochs=None, subset=None, seed=0, dataset="mnist", every=10, notebook=False):
+def book_run(name, epochs=None, subset=None, seed=0, dataset="mnist", every=10, notebook=False,
+             n_labels=0):
     """(model, history) of the book's run of model ``name`` with the book's recipe.
 
     Reuses the finished run in ``run_folder(...)`` if it was made with the same
@@ -49,14 +51,21 @@ def book_run(name, epochs=None, subset=None, seed=0, dataset="mnist", every=10, 
     after every epoch, a checkpoint every ``every`` epochs and after the last)
     and saves it. ``notebook=True``: while training, a progress line in the
     notebook (npgan.notebook_progress). The history says which happened:
-    ``history.reused`` is True for a run read back from disk."""
+    ``history.reused`` is True for a run read back from disk. ``n_labels``: InfoGAN
+    only, the semi-supervised one with that many labelled images (semisup.py), in a
+    run folder of its own (book-infogan-labels<N>)."""
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
     config = models.book_config(name)
     if hasattr(config, "dataset"):   # a DCGAN keeps its data set in its config: scored against it
         config.dataset = dataset
+    if n_labels:
+        if not hasattr(config, "n_labels"):
+            raise ValueError(f"n_labels: only the InfoGAN learns from labelled images, not {name!r}")
+        config.n_labels = n_labels
+        config.validate()
     epochs = models.BOOK_EPOCHS[name] if epochs is None else epochs
-    folder = run_folder(name, dataset, subset)
+    folder = run_folder(name, dataset, subset, n_labels)
     facts = _facts(name, config, epochs, seed, dataset, subset, every)
     found = _load_finished(folder, facts, epochs)
     if found is not None:
@@ -66,6 +75,8 @@ def book_run(name, epochs=None, subset=None, seed=0, dataset="mnist", every=10, 
         stale.unlink(missing_ok=True)
     images, labels = DATASETS[dataset]("train", subset=subset)
     model = models.build(config, seed=seed)
+    if n_labels:                     # its labelled images, chosen by the seed
+        model.use_labels(images, labels, seed=seed)
     callbacks = [checkpoint.epoch_saver(model, folder, epochs, every, seed)]
     if notebook:
         from .train import notebook_progress
