@@ -51,6 +51,9 @@ RECIPES = {
     "qhead128bn": dict(q_hidden=128, q_batch_norm=True),  # Q's own FC 128 + BN on the shared trunk
     "paper": dict(lambda_con=0.1, lr_q=1e-3, noise="uniform", z_std=1.0, batch_size=128,
                   q_hidden=128, q_batch_norm=True),
+    # the same on the DCGAN's networks (dcgan.py; BN in D, so no dropout), as Chen et al. had it
+    "conv-paper": dict(arch="conv", d_dropout=0.0, lambda_con=0.1, lr_q=1e-3, noise="uniform",
+                       z_std=1.0, batch_size=128, q_hidden=128, q_batch_norm=True),
 }
 # The order the runs are made in: the two first runs, the curve for seed 0, two more
 # seeds of it, then the part-1 variants without labels.
