@@ -213,7 +213,8 @@ class InfoGAN(GAN):
         """One mini-batch: first D with Q, then G (eq-infogan-d, eq-infogan-g).
 
         x_real: (B, 784) in [−1, 1]. Returns (D loss, G loss, mean D(x), mean D(G(z, c)))
-        where each loss includes its λ-weighted information term.
+        where each loss includes its λ-weighted information term. With n_labels, D's pass
+        also reads B of the labelled images, and D's loss includes their c1 term (semisup.py).
         """
         if labels is not None:
             raise ValueError("InfoGAN learns without labels: call train_step(x_real) alone "
