@@ -105,7 +105,7 @@ class Exports:
         notebook, relative = self.checkpoints[name]
         try:
             model, meta = checkpoint.load(data_dir() / relative)
-            data = export.export_generator(model, source=relative, epoch=meta.get("epoch"))
+            data = export.export_generator(model, source=relative, epoch=meta.get("epoch"), name=name)
         except (checkpoint.CheckpointError, export.ExportError) as err:
             LOGGER.warning(f"npgan demo: {name} (checkpoint recorded by {notebook}): {err}",
                            location=pagename)

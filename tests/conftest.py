@@ -156,7 +156,7 @@ def softplus(z):
     return np.logaddexp(0.0, z)
 
 
-def record_train_step(model, x_real, labels=None):
+def record_train_step(model, x_real, labels=None, d_rows=None):
     """Run model.train_step with the optimizers' steps wrapped, and return what
     the step used and produced:
 
@@ -165,7 +165,8 @@ def record_train_step(model, x_real, labels=None):
     updated), d_in (D's input of the D step: real rows on top), g_in (G's input,
     z and the fake labels' one-hot), masks_d/masks_g (D's dropout masks in the
     D and the G step, or None), the returned losses, and gD_end/thD_end (D's
-    gradients and weights after the whole step)."""
+    gradients and weights after the whole step). ``d_rows``: the rows of D's pass
+    in the D step when it is not 2B (a semi-supervised InfoGAN's labelled rows)."""
     rec = {"thD0": model.D.flat_params.copy(), "thG0": model.G.flat_params.copy()}
     step_d, step_g = model.opt_d.step, model.opt_g.step
 
@@ -191,7 +192,8 @@ def record_train_step(model, x_real, labels=None):
                     if n == name and shape[batch_axis] == rows]
         return np.moveaxis(found, batch_axis, 0).copy()
 
-    rec["d_in"], rec["g_in"] = buffer("d_in", 2 * B), buffer("g_in", B)
+    d_rows = d_rows or 2 * B
+    rec["d_in"], rec["g_in"] = buffer("d_in", d_rows), buffer("g_in", B)
     rec["gD_end"] = model.D.flat_grads.copy()
     rec["thD_end"] = model.D.flat_params.copy()
     rec["thG_end"] = model.G.flat_params.copy()
@@ -202,7 +204,7 @@ def record_train_step(model, x_real, labels=None):
         last = any(getattr(layer, "batch_last", False) for layer in model.D.layers)
         axes = [-1 if last and any(len(shape) == 4 for (_, shape, _) in d._buffers) else 0
                 for d in drops]
-        rec["masks_d"] = [buffer("mask", 2 * B, d, a) for d, a in zip(drops, axes)]
+        rec["masks_d"] = [buffer("mask", d_rows, d, a) for d, a in zip(drops, axes)]
         rec["masks_g"] = [buffer("mask", B, d, a) for d, a in zip(drops, axes)]
     else:
         rec["masks_d"] = rec["masks_g"] = None

@@ -88,3 +88,15 @@ def test_an_interrupted_side_by_side_run_leaves_no_training_behind(monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         bookruns.train_side_by_side([("gan", "mnist"), ("cgan", "mnist")], jobs=2, log=lambda _: None)
     assert len(started) == 2 and all(proc.poll() is not None for proc in started)
+
+
+def test_labelled_infogan_run_has_a_folder_of_its_own(runs_home):
+    model, history = bookruns.book_run("infogan", epochs=1, subset=640, n_labels=20)
+    assert model.config.n_labels == 20 and len(model.label_log) == 10
+    assert (runs_home / "book-infogan-labels20-subset640" / "run.npz").is_file()
+    again, reread = bookruns.book_run("infogan", epochs=1, subset=640, n_labels=20)
+    assert reread.reused and again.config == model.config
+    _, other = bookruns.book_run("infogan", epochs=1, subset=640)      # the unsupervised one apart
+    assert other.reused is False and (runs_home / "book-infogan-subset640" / "run.npz").is_file()
+    with pytest.raises(ValueError, match="only the InfoGAN"):
+        bookruns.book_run("gan", epochs=1, subset=128, n_labels=10)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from npgan import InfoGAN, InfoGANConfig
-from npgan.codes import (assignment, c1_accuracy, code_sweeps, q_digit_accuracy, slant_and_width,
+from npgan.codes import (assignment, c1_accuracy, code_sweeps, digit_change_rate, evaluate_codes,
+                         q_digit_accuracy, slant_and_width,
                          spearman_rows, sweep_inputs)
 
 
@@ -133,3 +134,75 @@ def test_q_digit_accuracy_reads_values_through_the_matching():
     accuracy, sure = q_digit_accuracy(FixedQ(), digit_of_value, probs, labels)
     assert accuracy == pytest.approx(0.75)
     assert sure == pytest.approx((0.9 + 0.7 + 0.6 + 0.5) / 4)
+
+
+class DigitSwitchingInfoGAN(ScriptedInfoGAN):
+    """As ScriptedInfoGAN, but c2 above 0.5 turns the digit into the next one for the
+    rows whose first z number is positive: c2 then changes the digit for those z only."""
+
+    def generate(self, g_in, labels=None):
+        out = super().generate(g_in)
+        _, cat, cont = self.code_slices
+        digits = self.perm[g_in[:, cat].argmax(axis=1)]
+        switched = (g_in[:, cont.start] > 0.5) & (g_in[:, 0] > 0)
+        out[:, 0] = (np.where(switched, (digits + 1) % 10, digits) - 4.5) / 5
+        return out
+
+
+def test_digit_change_rate_counts_the_z_whose_digit_a_code_changes():
+    model = DigitSwitchingInfoGAN(InfoGANConfig(g_hidden=(8,), d_hidden=(8,)), seed=0)
+    base = model.sample_noise(400, np.random.default_rng(3))
+    expected = float(np.mean(base[:, 0] > 0))
+    assert 0.3 < expected < 0.7
+    assert digit_change_rate(model, "c2", n_z=400, seed=3, evaluator=FakeEvaluator()) == expected
+    assert digit_change_rate(model, "c3", n_z=400, seed=3, evaluator=FakeEvaluator()) == 0.0
+    # a sweep that stays below 0.5 never switches
+    assert digit_change_rate(model, "c2", values=[-1, 0, 0.4], n_z=50, evaluator=FakeEvaluator()) == 0.0
+    codes = evaluate_codes(model, evaluator=FakeEvaluator(), n_per_value=10, n_z=20, n_z_digits=400, seed=3)
+    assert codes["c2"]["digit_change"] == codes["c2"]["digit_change_wide"] == expected
+    assert codes["c3"]["digit_change"] == 0.0
+
+
+@pytest.mark.parametrize("n_cat", [5, 12])
+def test_c1_accuracy_matches_any_number_of_values(n_cat):
+    """K ≠ 10 values: matched one to one to distinct digits; with 12 values two are left over."""
+    class Scripted(ScriptedInfoGAN):
+        perm = np.array([3, 0, 9, 1, 2, 8, 7, 4, 6, 5, 5, 3])[:n_cat]
+    model = Scripted(InfoGANConfig(n_cat=n_cat, g_hidden=(8,), d_hidden=(8,)), seed=0)
+    result = c1_accuracy(model, n_per_value=10, evaluator=FakeEvaluator())
+    assert result["matched_accuracy"] == pytest.approx(min(n_cat, 10) / n_cat)
+    matched = [d for d in result["digit_of_value"] if d is not None]
+    assert len(matched) == len(set(matched)) == min(n_cat, 10)
+    assert result["digit_of_value"][:5] == [3, 0, 9, 1, 2]
+    assert result["accuracy_as_labelled"] == 0.0        # no value draws its own digit here
+
+
+def test_accuracy_as_labelled_is_the_share_with_digit_equal_to_value():
+    class Identity(ScriptedInfoGAN):
+        perm = np.array([0, 1, 2, 3, 4, 5, 6, 7, 9, 8])    # all but 8 and 9 draw their own digit
+    model = Identity(InfoGANConfig(g_hidden=(8,), d_hidden=(8,)), seed=0)
+    result = c1_accuracy(model, n_per_value=10, evaluator=FakeEvaluator())
+    assert result["matched_accuracy"] == 1.0 and result["accuracy_as_labelled"] == pytest.approx(0.8)
+
+
+def test_cli_evaluate_reports_c1_for_any_infogan(tmp_path, capsys, mnist_dir):
+    """An untrained InfoGAN, with 10 and with 4 values of c1: c1's matched accuracy, Q's
+    reading of the test digits and the codes' digit-change rates, all in the JSON."""
+    import json
+
+    from npgan import checkpoint, cli
+    from npgan.metrics import load_evaluator
+
+    load_evaluator()
+    for n_cat in (10, 4):
+        cfg = InfoGANConfig(n_cat=n_cat, g_hidden=(16,), d_hidden=(16,))
+        path = checkpoint.save(InfoGAN(cfg, seed=0), tmp_path / f"info{n_cat}.npz", epoch=0, seed=0)
+        assert cli.main(["evaluate", "--checkpoint", str(path)]) == 0
+        printed = json.loads(capsys.readouterr().out)
+        c1 = printed["codes"]["c1"]
+        assert printed["c1_matched_accuracy"] == c1["matched_accuracy"]
+        assert 0 < c1["matched_accuracy"] <= 1 and len(c1["digit_of_value"]) == n_cat
+        assert 0 <= c1["q_accuracy"] <= 1 and 1 / n_cat <= c1["q_sure"] <= 1
+        for code in ("c2", "c3"):
+            for key in ("digit_change", "digit_change_wide"):
+                assert 0 <= printed["codes"][code][key] <= 1

@@ -249,11 +249,12 @@ def test_snapshot_rows_hold_one_c1_each():
     np.testing.assert_array_equal(g_in[:, 15:], 0)
 
 
-@pytest.mark.parametrize("q_hidden", [0, 8])
-def test_trains_without_labels_and_checkpoints_round_trip(tmp_path, q_hidden):
+@pytest.mark.parametrize("q_hidden,q_batch_norm", [(0, False), (8, False), (8, True)])
+def test_trains_without_labels_and_checkpoints_round_trip(tmp_path, q_hidden, q_batch_norm):
     rng = np.random.default_rng(0)
     images = rng.uniform(-1, 1, (64, 784)).astype(np.float32)
-    cfg = InfoGANConfig(batch_size=16, g_hidden=(32, 32), d_hidden=(32, 32), q_hidden=q_hidden)
+    cfg = InfoGANConfig(batch_size=16, g_hidden=(32, 32), d_hidden=(32, 32), q_hidden=q_hidden,
+                        q_batch_norm=q_batch_norm)
     model = InfoGAN(cfg, seed=0)
     history = train(model, images, epochs=2, progress=False)
     assert len(history.records) == 8 and len(model.info_log) == 8
@@ -330,7 +331,10 @@ STEP_CASES = {"two convs in D": (dict(d_channels=(2, 3)), 3),
               "three convs in D, no BN": (dict(d_channels=(2, 3, 4), d_batch_norm=False), 9),
               # Q with a hidden layer of its own (qhead.py), on the MLP and on the conv D
               "MLP, Q with a hidden layer": (dict(arch="mlp", q_hidden=4), 1),
-              "two convs in D, Q with a hidden layer": (dict(d_channels=(2, 3), q_hidden=3), 2)}
+              "two convs in D, Q with a hidden layer": (dict(d_channels=(2, 3), q_hidden=3), 2),
+              # the paper's Q: FC, BN, LeakyReLU on the shared trunk (lr_q changes no gradient:
+              # test_lr_q_moves_q_own_weights_only_and_in_proportion)
+              "MLP, Q with a BN hidden layer": (dict(arch="mlp", q_hidden=4, q_batch_norm=True), 1)}
 
 
 @pytest.mark.parametrize("case", list(STEP_CASES))
@@ -400,12 +404,17 @@ def test_infogan_step_gradients_match_finite_differences_of_the_forward_pass(gc,
     assert err_d < TOL and err_g < TOL, (err_d, err_g)
 
 
-def _q_head_case(dtype=np.float64):
+def _q_head_case(dtype=np.float64, batch_norm=False):
     """A QHead of odd sizes, non-zero biases, an input and an upstream gradient."""
+    from npgan.layers import Sequential
     from npgan.qhead import QHead
 
     rng = np.random.default_rng(11)
-    head = QHead(7, 3, 4, rng, slope=0.2, dtype=dtype)
+    head = QHead(7, 3, 4, rng, slope=0.2, dtype=dtype, batch_norm=batch_norm)
+    Sequential([head])         # its weights in flat vectors, as in D
+    if batch_norm:
+        head.gamma_h[...] = rng.normal(1, 0.3, 3)
+        head.beta_h[...] = rng.normal(0, 0.3, 3)
     for b in (head.b_d, head.b_h, head.b_q):
         b[...] = rng.normal(0, 0.3, b.shape)
     h = rng.normal(size=(5, 7))
@@ -413,23 +422,30 @@ def _q_head_case(dtype=np.float64):
     return head, h, upstream
 
 
-def test_q_head_matches_torch_autograd(gc):
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_q_head_matches_torch_autograd(gc, batch_norm):
     torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch==2.13.0)")
     F = torch.nn.functional
-    head, h, upstream = _q_head_case()
+    head, h, upstream = _q_head_case(batch_norm=batch_norm)
     out = head.forward(h.copy()).copy()
     dh = head.backward(upstream.copy()).copy()
     names = head.params
     t = {name: torch.tensor(getattr(head, name), requires_grad=True) for name in names}
     th = torch.tensor(h, requires_grad=True)
     logit = th @ t["W_d"] + t["b_d"]
-    q = F.leaky_relu(th @ t["W_h"] + t["b_h"], 0.2) @ t["W_q"] + t["b_q"]
+    u = th @ t["W_h"] + t["b_h"]
+    if batch_norm:   # training mode: the batch's own mean and biased variance
+        u = F.batch_norm(u, None, None, t["gamma_h"], t["beta_h"], training=True, eps=1e-5)
+    q = F.leaky_relu(u, 0.2) @ t["W_q"] + t["b_q"]
     t_out = torch.cat([logit, q], dim=1)
     (t_out * torch.from_numpy(upstream)).sum().backward()
     np.testing.assert_allclose(out, t_out.detach().numpy(), rtol=0, atol=1e-13)
+    if batch_norm:   # BN takes the batch mean out: b_h's gradient is 0 up to rounding, both ways
+        assert np.abs(head.db_h).max() < 1e-13 and np.abs(t["b_h"].grad.numpy()).max() < 1e-13
+        names = tuple(n for n in names if n != "b_h")
     errors = [gc.rel_error(getattr(head, "d" + name), t[name].grad.numpy()) for name in names]
     errors.append(gc.rel_error(dh, th.grad.numpy()))
-    gc.measured("torch QHead (D's logit and Q's own hidden layer)", max(errors))
+    gc.measured(f"torch QHead (D's logit and Q's own hidden layer{', BN' * batch_norm})", max(errors))
     assert max(errors) < 1e-12, dict(zip([*names, "h"], errors))
     # the G step asks for dL/dh alone: the weights' gradients stay as they were
     before = [getattr(head, "d" + name).copy() for name in names]
@@ -439,18 +455,24 @@ def test_q_head_matches_torch_autograd(gc):
         np.testing.assert_array_equal(getattr(head, "d" + name), old)
 
 
-def test_q_head_matches_finite_differences(gc):
-    head, h, upstream = _q_head_case()
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_q_head_matches_finite_differences(gc, batch_norm):
+    head, h, upstream = _q_head_case(batch_norm=batch_norm)
 
     def loss():
         return float((head.forward(h) * upstream).sum())
 
     head.forward(h)
     dh = head.backward(upstream.copy()).copy()
+    names = head.params
+    if batch_norm:   # b_h's gradient is 0 under BN: compared in absolute terms
+        assert np.abs(head.db_h).max() < 1e-13
+        assert np.abs(gc.fd_gradient(loss, head.b_h)).max() < 1e-9
+        names = tuple(n for n in names if n != "b_h")
     errors = {name: gc.rel_error(getattr(head, "d" + name), gc.fd_gradient(loss, getattr(head, name)))
-              for name in head.params}
+              for name in names}
     errors["h"] = gc.rel_error(dh, gc.fd_gradient(loss, h))
-    gc.measured("FD QHead (D's logit and Q's own hidden layer)", max(errors.values()))
+    gc.measured(f"FD QHead (D's logit and Q's own hidden layer{', BN' * batch_norm})", max(errors.values()))
     assert max(errors.values()) < 1e-9, errors
 
 
@@ -462,6 +484,9 @@ def test_q_head_matches_finite_differences(gc):
     ("lambda_cat", -1.0, "InfoGANConfig.lambda_cat must be"),
     ("q_hidden", -3, "InfoGANConfig.q_hidden must be a whole number"),
     ("lambda_ent", -0.5, "InfoGANConfig.lambda_ent must be"),
+    ("q_batch_norm", True, "q_batch_norm normalises Q's own hidden layer: set q_hidden too"),
+    ("q_batch_norm", 1, "InfoGANConfig.q_batch_norm must be True or False"),
+    ("lr_q", -1e-3, "InfoGANConfig.lr_q must be"),
 ])
 def test_infogan_config_says_which_field_is_wrong(field, value, message):
     with pytest.raises((TypeError, ValueError), match=message.replace("[", r"\[").replace("(", r"\(")):
@@ -470,12 +495,49 @@ def test_infogan_config_says_which_field_is_wrong(field, value, message):
         InfoGANConfig(n_cat=0, n_cont=0)
 
 
-@pytest.mark.parametrize("arch,upsample,d_channels,q_hidden", [
-    ("mlp", "transposed", (4, 8), 0), ("conv", "transposed", (4, 8), 0), ("conv", "resize", (4, 8), 0),
-    ("conv", "transposed", (4, 8, 16), 0), ("mlp", "transposed", (4, 8), 5),
-    ("conv", "transposed", (4, 8, 16), 7)])
-def test_num_parameters_counts_what_is_built(arch, upsample, d_channels, q_hidden):
+@pytest.mark.parametrize("arch,upsample,d_channels,q_hidden,q_bn", [
+    ("mlp", "transposed", (4, 8), 0, False), ("conv", "transposed", (4, 8), 0, False),
+    ("conv", "resize", (4, 8), 0, False), ("conv", "transposed", (4, 8, 16), 0, False),
+    ("mlp", "transposed", (4, 8), 5, False), ("conv", "transposed", (4, 8, 16), 7, False),
+    ("mlp", "transposed", (4, 8), 5, True), ("conv", "transposed", (4, 8), 6, True)])
+def test_num_parameters_counts_what_is_built(arch, upsample, d_channels, q_hidden, q_bn):
     cfg = InfoGANConfig(arch=arch, g_channels=(8, 4), d_channels=d_channels, g_hidden=(16,),
-                        d_hidden=(16,), g_upsample=upsample, q_hidden=q_hidden)
+                        d_hidden=(16,), g_upsample=upsample, q_hidden=q_hidden, q_batch_norm=q_bn)
     model = InfoGAN(cfg, seed=0)
     assert cfg.num_parameters() == model.G.num_params() + model.D.num_params()
+
+
+@pytest.mark.parametrize("optimizer,q_hidden", [("adam", 0), ("adam", 5), ("sgd", 5)])
+def test_lr_q_moves_q_own_weights_only_and_in_proportion(optimizer, q_hidden):
+    """lr_q = 5·lr_d: after one D step Q's own weights have moved 5 times as far as with
+    lr_q unset; the trunk and D's logit exactly as far."""
+    from npgan.qhead import QHead
+
+    def d_step(lr_q):        # D after the whole step is D after its own step: G's leaves it alone
+        cfg = tiny_config(q_hidden=q_hidden, optimizer=optimizer, momentum=0.5, lr_q=lr_q)
+        model = InfoGAN(cfg, seed=2)
+        start = model.D.flat_params.copy()
+        model.train_step(np.random.default_rng(0).uniform(-1, 1, (B, 784)))
+        return model, start, model.D.flat_params.copy()
+
+    plain, start, after_plain = d_step(0.0)
+    fast, start_fast, moved_fast = d_step(5 * plain.config.lr_d)
+    np.testing.assert_array_equal(start, start_fast)
+    own = np.zeros(start.size, bool)
+    for w in fast.q_weights:                 # the positions of Q's own weights in D's vector
+        own[_positions(fast.D.flat_params, w)] = True
+    head = fast.D.layers[-1]
+    assert own.sum() == (sum(getattr(head, n).size for n in head.own) if isinstance(head, QHead)
+                         else head.W[:, 1:].size + head.b[1:].size)
+    np.testing.assert_array_equal(moved_fast[~own], after_plain[~own])
+    np.testing.assert_allclose(moved_fast[own] - start[own], 5 * (after_plain[own] - start[own]),
+                               rtol=1e-9, atol=1e-15)
+    assert np.abs(after_plain[own] - start[own]).max() > 0
+
+
+def _positions(flat, view):
+    """Indices in ``flat`` of the elements of ``view`` (a view into it)."""
+    offset = (view.__array_interface__["data"][0] - flat.__array_interface__["data"][0]) // flat.itemsize
+    strides = [s // flat.itemsize for s in view.strides]
+    grid = np.indices(view.shape).reshape(view.ndim, -1)
+    return offset + sum(g * s for g, s in zip(grid, strides))

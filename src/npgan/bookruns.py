@@ -57,8 +57,9 @@ class RunExists(ValueError):
         self.what, self.model = what, model
 
 
-def run_folder(name, dataset="mnist", subset=None):
-    suffix = ("" if dataset == "mnist" else f"-{dataset}") + (f"-subset{subset}" if subset else "")
+def run_folder(name, dataset="mnist", subset=None, n_labels=0):
+    suffix = ("" if dataset == "mnist" else f"-{dataset}") + (f"-labels{n_labels}" if n_labels else "") \
+        + (f"-subset{subset}" if subset else "")
     return checkpoint.run_dir(f"book-{name}{suffix}")
 
 
@@ -78,7 +79,7 @@ def _whole(value, what, low):
     return int(value)
 
 
-def check_settings(name, epochs=None, subset=None, seed=0, dataset="mnist", every=10):
+def check_settings(name, epochs=None, subset=None, seed=0, dataset="mnist", every=10, n_labels=0):
     """(config, epochs) of the book's run of ``name`` with these settings, or a
     ValueError naming the argument that is wrong; nothing is read or written."""
     config = models.book_config(name)   # ValueError for an unknown model
@@ -86,6 +87,11 @@ def check_settings(name, epochs=None, subset=None, seed=0, dataset="mnist", ever
         raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
     if hasattr(config, "dataset"):   # a DCGAN keeps its data set in its config: scored against it
         config.dataset = dataset
+    if n_labels:   # InfoGAN only: the semi-supervised one with that many labelled images
+        if not hasattr(config, "n_labels"):
+            raise ValueError(f"n_labels: only the InfoGAN learns from labelled images, not {name!r}")
+        config.n_labels = _whole(n_labels, "n_labels", 0)
+        config.validate()
     epochs = models.BOOK_EPOCHS[name] if epochs is None else _whole(epochs, "epochs", 1)
     _whole(seed, "seed", 0)
     _whole(every, "every", 1)
@@ -110,11 +116,12 @@ def _described(facts):
             + (f", the first {subset} images" if subset else ""))
 
 
-def check_replace(name, epochs=None, subset=None, seed=0, dataset="mnist", every=10, replace=False):
+def check_replace(name, epochs=None, subset=None, seed=0, dataset="mnist", every=10, replace=False,
+                  n_labels=0):
     """RunExists if the run folder holds a finished run of other settings (epochs,
     seed) that book_run would replace; ValueError for a wrong argument."""
-    config, epochs = check_settings(name, epochs, subset, seed, dataset, every)
-    folder = run_folder(name, dataset, subset)
+    config, epochs = check_settings(name, epochs, subset, seed, dataset, every, n_labels)
+    folder = run_folder(name, dataset, subset, n_labels)
     stored = _stored(folder)
     facts = _facts(name, config, epochs, seed, dataset, subset, every)
     if stored is None or replace or _settings(stored) == _settings(facts):
@@ -128,7 +135,7 @@ def check_replace(name, epochs=None, subset=None, seed=0, dataset="mnist", every
 
 
 def book_run(name, epochs=None, subset=None, seed=0, dataset="mnist", every=None, notebook=False,
-             replace=False, log=None):
+             replace=False, log=None, n_labels=0):
     """(model, history) of the book's run of model ``name`` with the book's recipe.
 
     Reuses the finished run in ``run_folder(...)`` if it was made with the same
@@ -144,13 +151,15 @@ def book_run(name, epochs=None, subset=None, seed=0, dataset="mnist", every=None
     sees the old run or the new one, never half of each. ``notebook=True``: while
     training, a progress line in the notebook (npgan.notebook_progress). The history
     says which happened: ``history.reused`` is True for a run read back from disk.
-    ``every`` defaults to CHECKPOINT_EVERY's, else 10."""
+    ``every`` defaults to CHECKPOINT_EVERY's, else 10. ``n_labels``: InfoGAN only, the
+    semi-supervised one with that many labelled images (semisup.py), in a run folder of
+    its own (book-infogan-labels<N>)."""
     every = CHECKPOINT_EVERY.get(name, 10) if every is None else every
-    config, epochs = check_settings(name, epochs, subset, seed, dataset, every)
-    folder = run_folder(name, dataset, subset)
+    config, epochs = check_settings(name, epochs, subset, seed, dataset, every, n_labels)
+    folder = run_folder(name, dataset, subset, n_labels)
     facts = _facts(name, config, epochs, seed, dataset, subset, every)
     with run_lock(folder, log):
-        check_replace(name, epochs, subset, seed, dataset, every, replace)
+        check_replace(name, epochs, subset, seed, dataset, every, replace, n_labels)
         stored = _stored(folder)
         if stored is not None and _settings(stored) == _settings(facts):
             found = _load_finished(folder, facts, epochs, every)
@@ -169,6 +178,8 @@ def _train_in_place_of(folder, config, epochs, seed, dataset, subset, every, fac
     try:
         images, labels = DATASETS[dataset]("train", subset=subset)
         model = models.build(config, seed=seed)
+        if getattr(config, "n_labels", 0):   # its labelled images, chosen by the seed
+            model.use_labels(images, labels, seed=seed)
         callbacks = [checkpoint.epoch_saver(model, work, epochs, every, seed)]
         if notebook:
             from .train import notebook_progress

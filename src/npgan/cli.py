@@ -98,6 +98,9 @@ def make_parser():
     p.add_argument("--batch-size", type=int, default=None, help="default: the book's (64)")
     p.add_argument("--lr", type=float, default=None, help="learning rate of both D and G (default: the book's)")
     p.add_argument("--subset", type=int, default=None, help="train on the first N images only")
+    p.add_argument("--labels", type=int, default=None, metavar="N",
+                   help="InfoGAN: N labelled training images teach c1 the digits (semi-supervised; "
+                        "a multiple of 10, N/10 of each digit, from the first 50,000; default 0: none)")
     p.add_argument("--snapshot-epochs", type=_epoch_list, default=[0, 5, 20],
                    help="epochs whose sample grid is saved (0 and the last are always saved)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -128,6 +128,8 @@ def cmd_train(args):
     if args.subset is not None and not config.batch_size <= args.subset <= 60000:
         raise UsageError(f"--subset must be between the batch size ({config.batch_size}) "
                          f"and 60000, got {args.subset}")
+    if args.labels is not None:
+        _set_labels(config, args)
     try:   # e.g. --batch-size 100000: the config says what is wrong, before any work
         config.validate()
     except (TypeError, ValueError) as err:
@@ -154,6 +156,11 @@ def _train_into(out, config, epochs, args):
         images, labels = data.load_fashion_mnist("train", subset=args.subset)
     else:
         images, labels = data.load_mnist("train", subset=args.subset, directory=args.data_dir)
+    if getattr(config, "n_labels", 0):   # semi-supervised InfoGAN: its labelled images, by the seed
+        try:
+            model.use_labels(images, labels, seed=args.seed)
+        except ValueError as err:
+            raise UsageError(f"--labels {config.n_labels}: {err}") from None
 
     def save_checkpoint(epoch, history):
         checkpoint.save(model, out / "checkpoint.npz", epoch=epoch, seed=args.seed)
@@ -174,6 +181,19 @@ def _train_into(out, config, epochs, args):
     steps = len(history.records) // epochs
     say(f"trained {args.model.upper()} for {epochs} epochs ({steps} steps each) in "
         f"{history.seconds:.1f} s ({history.seconds / epochs:.2f} s/epoch); wrote {out}/checkpoint.npz")
+
+
+def _set_labels(config, args):
+    """--labels N: a semi-supervised InfoGAN (semisup.py) with N labelled images."""
+    if not hasattr(config, "n_labels"):
+        raise UsageError(f"--labels needs --model infogan (the semi-supervised InfoGAN); "
+                         f"a {args.model.upper()} has no code for labels to name")
+    available = min(args.subset or 60000, 50000)   # never the validation images train[50000:]
+    if not 0 <= args.labels <= available or args.labels % config.n_cat:
+        raise UsageError(f"--labels must be a multiple of {config.n_cat} (the same number of each "
+                         f"digit) from 0 to {available:,} (the training images before the validation "
+                         f"split{', within --subset' if args.subset else ''}), got {args.labels}")
+    config.n_labels = args.labels
 
 
 SAMPLE_BATCH = 1000   # sample --n 10000000000 streams to disk; memory stays at one batch

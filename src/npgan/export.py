@@ -262,9 +262,11 @@ def grey_error(model, specs, bits, x, exact=None):
     return float(np.abs(approx - exact).max() * 127.5)
 
 
-def export_generator(model, source, epoch=None, n_probe=1000, max_bytes=MAX_BYTES):
+def export_generator(model, source, epoch=None, n_probe=1000, max_bytes=MAX_BYTES, name=None):
     """The page data of ``model``'s generator: a JSON-ready dict (see the module doc).
-    ``source``: the checkpoint it came from, relative to $NPGAN_DATA."""
+    ``source``: the checkpoint it came from, relative to $NPGAN_DATA. ``name``: the
+    widget's model name (default model.name); two generators of one family on a page,
+    such as an unsupervised and a semi-supervised InfoGAN, need names of their own."""
     specs = _layer_specs(model.sampler)
     layout = input_layout(model)
     first = next((s for s in specs if "nIn" in s), None)
@@ -280,7 +282,7 @@ def export_generator(model, source, epoch=None, n_probe=1000, max_bytes=MAX_BYTE
     else:
         raise ExportError(f"{model.name}: even {bits}-bit weights move G's images by {error:.2f} "
                           f"grey levels (at most {MAX_ERROR} allowed)")
-    data = {"format": FORMAT, "name": model.name, "source": str(source), "epoch": epoch,
+    data = {"format": FORMAT, "name": name or model.name, "source": str(source), "epoch": epoch,
             "input": layout, "inputSize": sum(p["size"] for p in layout), "bits": bits,
             "probeError": round(error, 4), "layers": _encoded(specs, bits)}
     size = len(data_script(data).encode("utf-8"))

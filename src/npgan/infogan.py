@@ -5,7 +5,8 @@ discriminator carries a second head Q that must read c back from G(z, c).
     D: 784 → 512 → 256 → [ real/fake logit | Q: c1's 10 logits | Q: means of c2, c3 ]
 
 c1 ~ Cat(10) and c2, c3 ~ U(−1, 1) are drawn from their priors for every fake,
-and no label of the data is ever used. Q is one more linear map on D's last
+and no label of the data is ever used (unless n_labels > 0: the semi-supervised
+InfoGAN of semisup.py, whose Q also reads c1 off a few labelled images). Q is one more linear map on D's last
 hidden layer (or, with q_hidden, a hidden layer of its own and then that map:
 qhead.py), so D and Q are ONE network (``self.D``) whose output has
 1 + n_cat + n_cont columns.
@@ -23,85 +24,22 @@ Both D (with Q) and G minimise their GAN loss plus λ_cat·CE + λ_con·NLL
 (eq-infogan-d, eq-infogan-g).
 """
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from . import checks, models
+from . import models
 from .batchnorm import set_batch_groups
-from .dcgan import ConvNets, build_discriminator, build_generator, conv_parameters, d_linear_inputs
+from .dcgan import build_discriminator, build_generator
 from .gan import GAN, IMAGE_SIZE
+from .infogan_config import InfoGANConfig
 from .layers import Sequential, mlp
 from .losses import (batch_cluster_entropy, bce_with_logits, gaussian_nll, softmax,
                      softmax_cross_entropy)
 from .qhead import QHead
 
 
-@dataclass
-class InfoGANConfig(ConvNets):
-    """GANConfig plus the codes (and, from ConvNets, the shapes of the conv nets
-    that arch="conv" uses). The defaults are the book's recipe:
-
-    from Chen et al. 2016 on MNIST: 62 noise numbers, one 10-way code, two
-    continuous codes, λ = 1 for both terms, G's learning rate 1e-3 beside D's
-    2e-4 (their released code); from the book's GAN (21.1): LeakyReLU, dropout
-    0.3 in D, one-sided smoothing 0.9, Adam β1 0.5, batch 64; measured here
-    (experiments/infogan_runs.py; one run each, see experiments/infogan_runs.csv):
-    z_std 0.5, a quieter z beside the one-hot c1. With all of this, c1's matched
-    accuracy was 0.66 after 15 and 20 epochs, the best of the variants tried;
-    the others with dropout reached 0.50–0.62, those without it 0.19–0.28."""
-
-    latent_dim: int = 62             # z, the unstructured noise
-    n_cat: int = 10                  # c1 ~ Cat(n_cat), fed to G as one-hot
-    n_cont: int = 2                  # c2, c3, … ~ U(−1, 1)
-    lambda_cat: float = 1.0          # weight of c1's cross-entropy
-    lambda_con: float = 1.0          # weight of the continuous codes' Gaussian NLL
-    z_std: float = 0.5               # z ~ N(0, z_std²): how loud z is beside the codes
-    lr_g: float = 1e-3
-    d_dropout: float = 0.3
-    ema_decay: float = 0.0           # samples from G itself: the book's InfoGAN was measured so
-    d_batch_std: int = 0             # D (and so Q) without the batch-spread feature of the GAN's D
-    arch: str = "mlp"                # "mlp" (g_hidden, d_hidden) or "conv" (DCGAN's G and D,
-                                     # shaped by the ConvNets fields; BN in D is then under Q too)
-    lambda_ent: float = 0.0          # weight of losses.batch_cluster_entropy of Q's c1 on REAL
-                                     # images (no labels): each sure, all values used alike
-    q_hidden: int = 0                # 0: Q is one linear map on D's last hidden layer; n: Q has
-                                     # a hidden layer of n units of its own (qhead.py; paper: 128)
-
-    def validate(self):
-        checks.whole_number(self, "n_cat", 0, 1000)
-        checks.whole_number(self, "n_cont", 0, 100)
-        if self.n_cat < 2 and self.n_cont < 1:
-            raise ValueError("InfoGANConfig needs codes: n_cat >= 2 or n_cont >= 1")
-        checks.real_number(self, "lambda_cat", 0)
-        checks.real_number(self, "lambda_con", 0)
-        checks.real_number(self, "z_std", 0, low_open=True)
-        checks.real_number(self, "lambda_ent", 0)
-        checks.one_of(self, "arch", ("mlp", "conv"))
-        checks.whole_number(self, "q_hidden", 0, 100_000)
-        self.validate_conv_nets()
-        if self.d_batch_std:
-            raise ValueError("InfoGAN's D (with Q) has no batch-spread feature: use d_batch_std=0")
-        return super().validate()
-
-    def num_parameters(self):
-        n_in, n_out = self.latent_dim + self.n_cat + self.n_cont, 1 + self.n_cat + self.n_cont
-        if self.arch == "conv":      # DCGAN's G and D with these input and output sizes
-            n = conv_parameters(self, n_in, n_out)
-            last = d_linear_inputs(self)[-1]
-        else:
-            n = sum((a + 1) * b for sizes in ((n_in, *self.g_hidden, IMAGE_SIZE),
-                                              (IMAGE_SIZE, *self.d_hidden, n_out))
-                    for a, b in zip(sizes[:-1], sizes[1:]))
-            last = self.d_hidden[-1] if self.d_hidden else IMAGE_SIZE
-        if self.q_hidden:            # QHead instead of D's last Linear (last → n_out)
-            h = self.q_hidden
-            n += (last + 1) * (1 + h) + (h + 1) * (n_out - 1) - (last + 1) * n_out
-        return n
-
-
 class InfoGAN(GAN):
-    """Generator G(z, c) and discriminator D with its Q head, trained without labels."""
+    """Generator G(z, c) and discriminator D with its Q head, trained without labels
+    (or, with n_labels > 0, with that many: semisup.py)."""
 
     name = "infogan"
 
@@ -115,6 +53,24 @@ class InfoGAN(GAN):
             raise ValueError("InfoGAN learns without labels: n_classes must be 0")
         super().__init__(config, seed)
         self.info_log = []   # per step: (CE of c1, NLL of the continuous codes), of the G step
+        self.labelled = None     # n_labels > 0: the semisup.LabelledSet, from use_labels
+        head = self.D.layers[-1]   # Q's own weights (views into D's), for lr_q
+        self.q_weights = [getattr(head, name) for name in head.own] if isinstance(head, QHead) \
+            else [head.W[:, 1:], head.b[1:]]
+        self.label_log = []      # n_labels > 0, per step: c1's CE on the step's labelled rows
+
+    def use_labels(self, images, labels, seed=0):
+        """n_labels > 0: choose the labelled images Q's c1 head learns from (semisup.py):
+        n_labels of the training ``images`` with their ``labels``, drawn by ``seed`` from
+        train[:50000], the same number of each label. Call it before training; returns
+        their positions in ``images``."""
+        from .semisup import labelled_set
+
+        if not self.config.n_labels:
+            raise ValueError("this InfoGAN learns without labels (n_labels=0): it uses none")
+        self.labelled = labelled_set(images, labels, self.config.n_labels, seed,
+                                     self.config.n_cat, self.dtype)
+        return self.labelled.index
 
     def build_networks(self):
         """G takes [z, c1 one-hot, continuous codes]; D ends in 1 + n_cat + n_cont
@@ -135,7 +91,7 @@ class InfoGAN(GAN):
         if c.q_hidden:   # D's last Linear becomes the two heads of qhead.py
             last = D.layers[-1]
             head = QHead(last.W.shape[0], c.q_hidden, n_out - 1, self.rng,
-                         c.leaky_slope, self.dtype)
+                         c.leaky_slope, self.dtype, batch_norm=c.q_batch_norm)
             D = Sequential(D.layers[:-1] + [head])
         return G, D
 
@@ -258,18 +214,27 @@ class InfoGAN(GAN):
         """One mini-batch: first D with Q, then G (eq-infogan-d, eq-infogan-g).
 
         x_real: (B, 784) in [−1, 1]. Returns (D loss, G loss, mean D(x), mean D(G(z, c)))
-        where each loss includes its λ-weighted information term.
+        where each loss includes its λ-weighted information term. With n_labels, D's pass
+        also reads B of the labelled images, and D's loss includes their c1 term (semisup.py).
         """
         if labels is not None:
-            raise ValueError("InfoGAN learns without labels: call train_step(x_real) alone")
+            raise ValueError("InfoGAN learns without labels: call train_step(x_real) alone "
+                             "(a semi-supervised one takes its labelled images from use_labels)")
         B, c, width = x_real.shape[0], self.config, 1 + self.config.n_cat + self.config.n_cont
         _, cat_part, cont_part = self.code_slices
         g_in = self.sample_noise(B, out=self._buffer("g_in", (B, self.input_size), self.dtype))
         c1 = g_in[:, cat_part].argmax(axis=1)
         cont = g_in[:, cont_part]
-        d_in = self._buffer("d_in", (2 * B, IMAGE_SIZE), self.dtype)
+        n_lab = B if c.n_labels else 0   # semisup.py: B labelled rows after the real and fake ones
+        d_in = self._buffer("d_in", (2 * B + n_lab, IMAGE_SIZE), self.dtype)
         d_in[:B] = x_real
-        d_in[B:] = self.G.forward(g_in)
+        d_in[B:2 * B] = self.G.forward(g_in)
+        if n_lab:
+            if self.labelled is None:
+                raise ValueError(f"this InfoGAN learns c1 from {c.n_labels} labelled images: call "
+                                 "model.use_labels(images, labels, seed) before training")
+            pick = self.rng.integers(0, len(self.labelled.labels), size=B)
+            np.take(self.labelled.images, pick, axis=0, out=d_in[2 * B:])
 
         # --- D and Q: the GAN loss on real and fake rows (eq-dloss), plus λ·(−log Q(c|x))
         # on the fake rows, whose codes we know; real rows give Q no gradient.
@@ -277,12 +242,19 @@ class InfoGAN(GAN):
         targets[:B] = c.real_label
         targets[B:] = 0
         set_batch_groups(self.D, B)   # arch="conv": real and fake halves apart, as DCGAN.train_step
+        if c.q_batch_norm:            # and so in Q's own hidden layer
+            set_batch_groups(self.D.layers[-1], B)
         out = self.D.forward(d_in)
-        loss_gan, grad_logit, prob = bce_with_logits(out[:, :1], targets)
-        grad = self._buffer("d_grad", (2 * B, width), self.dtype)
+        loss_gan, grad_logit, prob = bce_with_logits(out[:2 * B, :1], targets)
+        grad = self._buffer("d_grad", (2 * B + n_lab, width), self.dtype)
         grad[:] = 0
-        grad[:, :1] = grad_logit
-        info, _, _ = self._info_loss(out[B:], c1, cont, grad[B:])
+        grad[:2 * B, :1] = grad_logit
+        info, _, _ = self._info_loss(out[B:2 * B], c1, cont, grad[B:2 * B])
+        if n_lab:                      # Q's c1 on the labelled rows, against their labels
+            ce_label, g = softmax_cross_entropy(out[2 * B:, 1:1 + c.n_cat], self.labelled.labels[pick])
+            np.multiply(g, c.lambda_label, out=grad[2 * B:, 1:1 + c.n_cat])
+            info += c.lambda_label * ce_label
+            self.label_log.append(ce_label)
         if c.lambda_ent and c.n_cat:   # Q's c1 on the real rows, without their labels
             ent, g = batch_cluster_entropy(out[:B, 1:1 + c.n_cat])
             np.multiply(g, c.lambda_ent, out=grad[:B, 1:1 + c.n_cat])
@@ -290,13 +262,13 @@ class InfoGAN(GAN):
         loss_d = loss_gan + info
         d_real, d_fake = float(prob[:B].mean()), float(prob[B:].mean())
         self.D.backward(grad, input_grad=False)
-        self.opt_d.step()
+        self._step_d()
 
         # --- G: the non-saturating loss (eq-gloss) plus the same information term,
         # through the updated D and Q, whose weights this pass leaves alone.
         ones = self._buffer("g_targets", (B, 1), self.dtype)
         ones[:] = 1
-        out = self.D.forward(d_in[B:])
+        out = self.D.forward(d_in[B:2 * B])
         loss_gan, grad_logit, _ = bce_with_logits(out[:, :1], ones)
         grad = self._buffer("g_grad", (B, width), self.dtype)
         grad[:, :1] = grad_logit
@@ -307,6 +279,19 @@ class InfoGAN(GAN):
         self.after_g_step()
         self.info_log.append((ce, nll))
         return loss_d, loss_gan + info, d_real, d_fake
+
+    def _step_d(self):
+        """D's optimizer step; with lr_q, Q's own weights then move lr_q / lr_d times as
+        far: Adam's and SGD's steps are proportional to the rate, so this is the step
+        an optimizer of Q's weights alone at lr_q would take (its moments are per weight)."""
+        if not self.config.lr_q:
+            self.opt_d.step()
+            return
+        before = [w.copy() for w in self.q_weights]
+        self.opt_d.step()
+        ratio = self.dtype.type(self.config.lr_q / self.config.lr_d - 1)
+        for w, old in zip(self.q_weights, before):
+            w += (w - old) * ratio
 
 
 models.register("infogan", InfoGANConfig, InfoGAN, InfoGANConfig, book_epochs=20)

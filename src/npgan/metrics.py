@@ -229,7 +229,8 @@ def evaluate(model, parzen=False, seed=0, n=10_000, evaluator=None, against="tes
     0–9, n/10 each) gives: the digit shares and their KL from uniform; the
     Fréchet distance to the test images beside the real-vs-real floor; for a CGAN
     the label accuracy overall and per digit; for an InfoGAN what its codes learned
-    (codes.evaluate_codes: c1's matched accuracy, the sweeps); with ``parzen=True`` the Parzen
+    (codes.evaluate_codes: c1's matched accuracy, also at the top level, the sweeps, the
+    continuous codes' digit-change rates; Q's reading of the held-out digits); with ``parzen=True`` the Parzen
     log-likelihood (slow: about a minute). ``against="validation"`` compares with
     train[50000:60000] instead of the test images (see held_out)."""
     _check_generator(model)
@@ -252,9 +253,15 @@ def evaluate(model, parzen=False, seed=0, n=10_000, evaluator=None, against="tes
         result["label_accuracy"] = acc["overall"]
         result["label_accuracy_per_digit"] = acc["per_digit"]
     if hasattr(model, "code_slices"):   # InfoGAN: what its codes learned (codes.py)
-        from .codes import evaluate_codes
+        from .codes import evaluate_codes, q_digit_accuracy
 
         result["codes"] = evaluate_codes(model, seed=seed, evaluator=evaluator)
+        c1 = result["codes"].get("c1")
+        if c1 is not None:   # and Q's reading of c1 on the held-out real digits, through c1's matching
+            x, y = load_images(dataset, "test") if against == "test" else \
+                tuple(a[VALIDATION] for a in load_images(dataset, "train"))
+            c1["q_accuracy"], c1["q_sure"] = q_digit_accuracy(model, c1["digit_of_value"], x, y)
+            result["c1_matched_accuracy"] = c1["matched_accuracy"]
     if parzen:
         p = parzen_figure(images, dataset=dataset, against=against)
         result.update(parzen_mean=p["mean"], parzen_se=p["se"], parzen_sigma=p["sigma"])
