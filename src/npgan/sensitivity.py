@@ -1,4 +1,4 @@
-"""What an evaluator's feature space notices (chapter 21.5).
+"""What an evaluator's feature space notices (chapter 21.4).
 
 The Fréchet distance between the 10,000 training images and the 10,000 test
 images is the real-vs-real floor. Changing the test images slightly, the same
@@ -23,7 +23,7 @@ from .metrics import _mean_cov, frechet_from_stats
 
 BRIGHTNESS = 0.02   # added to every pixel, on the 0…1 scale
 SHIFT = 1           # pixels, to the right
-CONTRAST = 0.95     # factor of the blend with the image's mean grey
+CONTRAST = 0.95     # every pixel × this on the 0…1 scale (contrast about black)
 
 
 def _unit(images):
