@@ -6,6 +6,7 @@ row is there is skipped, so the script can be stopped and started again.
     OPENBLAS_NUM_THREADS=1 nice -n 10 python experiments/infogan_labels.py            # the plan, in order
     OPENBLAS_NUM_THREADS=1 python experiments/infogan_labels.py --run book 100 0      # one run
     python experiments/infogan_labels.py --list                                       # the plan and what is done
+    python experiments/infogan_labels.py --rescore    # rows of an older evaluator scored again
 
 Every run trains on all 60,000 training images without their labels, as the book
 does; with n_labels = n > 0, n of them (n/10 per digit, from train[:50000],
@@ -38,6 +39,7 @@ import numpy as np
 
 from npgan import book_config, build, checkpoint, load_mnist, metrics, train
 from npgan.codes import q_digit_accuracy
+from npgan.evaluator import EVALUATOR_VERSION
 from npgan.files import atomic_write
 
 OUT = Path(__file__).with_name("infogan_labels.csv")
@@ -55,16 +57,21 @@ RECIPES = {
     "conv-paper": dict(arch="conv", d_dropout=0.0, lambda_con=0.1, lr_q=1e-3, noise="uniform",
                        z_std=1.0, batch_size=128, q_hidden=128, q_batch_norm=True),
 }
-# The order the runs are made in: the two first runs, the curve for seed 0, two more
-# seeds of it, then the part-1 variants without labels.
+# The order the runs are made in: the two first runs, the curve for seed 0 and 1, the
+# part-1 variants without labels (one change each, then all together on three seeds), the
+# curve's third seed, and last the paper's recipe on the DCGAN's nets (the slowest runs).
 PLAN = ([("book", 0, 0), ("book", 100, 0)]
         + [("book", n, 0) for n in LABELS if n not in (0, 100)]
-        + [("book", n, s) for s in (1, 2) for n in (0, 100, 10, 20, 50, 300, 1000)]
-        + [(r, 0, 0) for r in RECIPES if r != "book"])
+        + [("book", n, s) for s in (1, 2) for n in (0, 100)]
+        + [("book", n, 1) for n in LABELS if n not in (0, 100)]
+        + [(r, 0, 0) for r in RECIPES if r not in ("book", "conv-paper")]
+        + [("paper", 0, s) for s in (1, 2)]
+        + [("book", n, 2) for n in LABELS if n not in (0, 100)]
+        + [("conv-paper", 0, s) for s in (0, 1, 2)])
 COLUMNS = ("recipe", "settings", "n_labels", "seed", "epochs", "c1_matched_accuracy",
            "c1_as_labelled", "q_test_accuracy", "q_test_as_labelled", "q_test_sure", "fd_validation",
            "fd_floor", "c2_digit_change", "c3_digit_change", "c2_digit_change_wide",
-           "c3_digit_change_wide", "train_seconds", "date", "machine", "commit")
+           "c3_digit_change_wide", "train_seconds", "date", "machine", "commit", "evaluator")
 
 
 def config_of(recipe, n_labels):
@@ -104,26 +111,60 @@ def run(recipe, n_labels, seed, epochs=None):
     model = build(config, seed=seed)
     if n_labels:
         model.use_labels(images, labels, seed=seed)
-    folder = checkpoint.run_dir(f"infogan-labels/{recipe}-n{n_labels}-s{seed}")
     history = train(model, images, epochs=epochs, seed=seed, progress=False,
-                    on_epoch_end=checkpoint.epoch_saver(model, folder, epochs, epochs, seed))
+                    on_epoch_end=checkpoint.epoch_saver(model, folder_of(recipe, n_labels, seed),
+                                                        epochs, epochs, seed))
+    row = {"recipe": recipe, "settings": settings_of(config) or "(the book's)", "n_labels": n_labels,
+           "seed": seed, "epochs": epochs, **scores(model),
+           "train_seconds": f"{history.seconds:.0f}", "date": time.strftime("%Y-%m-%d"),
+           "machine": f"{platform.node()} ({platform.machine()})", "commit": COMMIT}
+    append_row(row)
+    print(json.dumps(row), flush=True)
+
+
+def folder_of(recipe, n_labels, seed):
+    return checkpoint.run_dir(f"infogan-labels/{recipe}-n{n_labels}-s{seed}")
+
+
+def scores(model):
+    """The row's score columns for a trained InfoGAN, read by this commit's evaluator."""
     r = metrics.evaluate(model, seed=0, against="validation")
     c1, codes = r["codes"]["c1"], r["codes"]
     x_test, y_test = load_mnist("test")       # the test labels only score Q's reading
     q_test, q_sure = q_digit_accuracy(model, c1["digit_of_value"], x_test, y_test)
     p_c1, _ = model.read_codes(x_test)
-    row = {"recipe": recipe, "settings": settings_of(config) or "(the book's)", "n_labels": n_labels,
-           "seed": seed, "epochs": epochs, "c1_matched_accuracy": f"{c1['matched_accuracy']:.4f}",
-           "c1_as_labelled": f"{c1['accuracy_as_labelled']:.4f}", "q_test_accuracy": f"{q_test:.4f}",
-           "q_test_as_labelled": f"{np.mean(p_c1.argmax(axis=1) == y_test):.4f}",
-           "q_test_sure": f"{q_sure:.4f}", "fd_validation": f"{r['fd']:.3f}",
-           "fd_floor": f"{r['fd_floor']:.4f}",
-           **{f"{c}_digit_change{w}": f"{codes[c]['digit_change' + w]:.3f}"
-              for w in ("", "_wide") for c in ("c2", "c3")},
-           "train_seconds": f"{history.seconds:.0f}", "date": time.strftime("%Y-%m-%d"),
-           "machine": f"{platform.node()} ({platform.machine()})", "commit": COMMIT}
-    append_row(row)
-    print(json.dumps(row), flush=True)
+    return {"c1_matched_accuracy": f"{c1['matched_accuracy']:.4f}",
+            "c1_as_labelled": f"{c1['accuracy_as_labelled']:.4f}", "q_test_accuracy": f"{q_test:.4f}",
+            "q_test_as_labelled": f"{np.mean(p_c1.argmax(axis=1) == y_test):.4f}",
+            "q_test_sure": f"{q_sure:.4f}", "fd_validation": f"{r['fd']:.3f}",
+            "fd_floor": f"{r['fd_floor']:.4f}",
+            **{f"{c}_digit_change{w}": f"{codes[c]['digit_change' + w]:.3f}"
+               for w in ("", "_wide") for c in ("c2", "c3")},
+            "evaluator": f"v{EVALUATOR_VERSION}"}
+
+
+def rescore():
+    """Every row scored again from its last checkpoint by this commit's evaluator (the rows
+    of an older evaluator version first); training columns are kept."""
+    with open(OUT, encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        if row.get("evaluator") == f"v{EVALUATOR_VERSION}":
+            continue
+        folder = folder_of(row["recipe"], int(row["n_labels"]), int(row["seed"]))
+        last = sorted(folder.glob("epoch_*.npz"))
+        if not last:
+            print(f"{folder}: no checkpoint, row kept as it is", file=sys.stderr)
+            continue
+        model, _ = checkpoint.load(last[-1])
+        row.update(scores(model))
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, COLUMNS, lineterminator="\n", restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+        with atomic_write(OUT, "w", encoding="utf-8") as f:   # after every row: stoppable
+            f.write(buf.getvalue())
+        print(row["recipe"], row["n_labels"], row["seed"], row["c1_matched_accuracy"], flush=True)
 
 
 def _commit():
@@ -141,12 +182,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", nargs=3, metavar=("RECIPE", "N_LABELS", "SEED"))
     parser.add_argument("--list", action="store_true")
+    parser.add_argument("--rescore", action="store_true",
+                        help="score every row again with this commit's evaluator (from its checkpoint)")
     parser.add_argument("--epochs", type=int, default=None, help="default: the book's 20")
     args = parser.parse_args()
     done = done_runs()
     if args.list:
         for key in PLAN:
             print(*key, "done" if key in done else "", sep="\t")
+        return
+    if args.rescore:
+        rescore()
         return
     if args.run:
         recipe, n, seed = args.run[0], int(args.run[1]), int(args.run[2])
