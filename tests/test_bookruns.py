@@ -26,6 +26,9 @@ def test_trained_once_then_reused(runs_home):
         np.testing.assert_array_equal(reread.snapshots[epoch], grid)
     assert len(reread.records) == len(history.records) == 4
     np.testing.assert_allclose(np.array(reread.records), np.array(history.records), rtol=1e-5)
+    # each checkpoint knows the training time so far (21.6 plots FD against it)
+    seconds = [bookruns.checkpoint.load(folder / f"epoch_{e:03d}.npz")[1]["train_seconds"] for e in (1, 2)]
+    assert 0 < seconds[0] < seconds[1] == pytest.approx(history.seconds)
 
 
 def test_another_recipe_or_a_damaged_run_is_trained_again(runs_home):
@@ -57,11 +60,12 @@ def test_side_by_side_in_processes(runs_home, monkeypatch, mnist_dir):
     shutil.copytree(mnist_dir, data / "mnist")
     monkeypatch.setenv("NPGAN_DATA", str(data))
     lines = []
-    took = bookruns.train_side_by_side([("gan", "mnist"), ("cgan", "mnist")], jobs=2,
+    took = bookruns.train_side_by_side([("gan", "mnist"), ("infogan", "mnist", 20)], jobs=2,
                                        subset=128, epochs=1, log=lines.append)
-    assert set(took) == {("gan", "mnist"), ("cgan", "mnist")}
+    assert set(took) == {("gan", "mnist"), ("infogan", "mnist", 20)}
     assert sum("done" in line for line in lines) == 2
-    for name in ("gan", "cgan"):
+    assert any("book run infogan (mnist, 20 labels): done" in line for line in lines)
+    for name in ("gan", "infogan-labels20"):   # a labelled InfoGAN: --labels reached the child
         assert (data / "runs" / f"book-{name}-subset128" / "run.npz").is_file()
     with pytest.raises(RuntimeError, match="book runs failed: nosuch \\(mnist\\)"):
         bookruns.train_side_by_side([("nosuch", "mnist"), ("gan", "mnist")], jobs=2,

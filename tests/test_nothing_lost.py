@@ -75,7 +75,8 @@ def finished_book_run(data, name, epochs=None, subset=None, seed=0, every=10):
     (["--subset", "-5"], "--subset must be between the batch size (64) and 60000, got -5"),
     (["--epochs", "0"], "--epochs must be at least 1, got 0"),
     (["--epochs=-2"], "--epochs must be at least 1, got -2"),
-], ids=["subset 0", "subset -5", "epochs 0", "epochs -2"])
+    (["--labels=-3"], "--labels must be at least 0, got -3"),
+], ids=["subset 0", "subset -5", "epochs 0", "epochs -2", "labels -3"])
 def test_book_runs_typo_deletes_nothing(run_cli, tmp_path, args, needle):
     data = broken_mnist(tmp_path / "data")
     run = finished_book_run(data, "infogan")
@@ -98,6 +99,16 @@ def test_book_runs_with_other_settings_never_replaces_a_finished_run(run_cli, tm
     # the side-by-side command checks every run it would start, before it starts one
     result = run_cli("book-runs", "--epochs", "5", env={"NPGAN_DATA": str(data)}, timeout=60)
     assert_one_line(result, "add --replace")
+    assert snapshot_of(run) == before
+
+
+def test_book_runs_labels_for_another_model_is_one_line(run_cli, tmp_path):
+    data = broken_mnist(tmp_path / "data")
+    run = finished_book_run(data, "gan")
+    before = snapshot_of(run)
+    result = run_cli("book-runs", "--only", "gan", "--labels", "100", env={"NPGAN_DATA": str(data)},
+                     timeout=60)
+    assert_one_line(result, "--labels: only the InfoGAN learns from labelled images; add --only infogan")
     assert snapshot_of(run) == before
 
 

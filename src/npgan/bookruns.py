@@ -68,9 +68,11 @@ def _facts(name, config, epochs, seed, dataset, subset, every):
             "seed": seed, "dataset": dataset, "subset": subset, "every": every}
 
 
-# Checkpoints every 10 epochs, but every 2 for the WGAN: 21.5 follows its critic's W1
-# estimate against FD over the checkpoints, and 6 points would say little.
-CHECKPOINT_EVERY = {"wgan": 2}
+# Checkpoints every 10 epochs, but every 2 for the WGAN and the GAN: 21.5 follows the
+# critic's W1 estimate (and the GAN's D loss) against FD over the checkpoints, and 6 points
+# would say little; every epoch for the DCGAN, whose FD 21.6 plots against training time
+# beside the GAN's (a DCGAN checkpoint is 3.6 MB, a GAN's 15 MB).
+CHECKPOINT_EVERY = {"wgan": 2, "gan": 2, "dcgan": 1}
 
 
 def _whole(value, what, low):
@@ -273,9 +275,11 @@ def _read_history(path):
 
 # What `make book` trains before the pages: (model, dataset), in the order they start
 # (the longest first, so that the two cores finish at about the same time); "evaluator"
-# is the Fashion-MNIST evaluator of 21.6, trained beside the runs instead of in its notebook.
+# is a data set's evaluator, trained beside the runs instead of in a notebook (the runs do
+# not need it, the notebooks do); a third number is an InfoGAN's labelled images (21.7).
 BOOK_RUNS = (("gan", "mnist"), ("cgan", "mnist"), ("wgan", "mnist"), ("dcgan", "mnist"),
-             ("dcgan", "fashion"), ("evaluator", "fashion"), ("infogan", "mnist"))
+             ("dcgan", "fashion"), ("evaluator", "mnist"), ("evaluator", "fashion"),
+             ("infogan", "mnist"), ("infogan", "mnist", 100))
 
 
 def train_side_by_side(runs=BOOK_RUNS, jobs=None, subset=None, epochs=None, log=print, replace=False):
@@ -285,9 +289,9 @@ def train_side_by_side(runs=BOOK_RUNS, jobs=None, subset=None, epochs=None, log=
     settings are checked here, before any process starts (ValueError, RunExists).
     Returns {run: seconds}; raises RuntimeError naming the runs that failed."""
     jobs = (os.cpu_count() or 1) if jobs is None else _whole(jobs, "jobs", 1)
-    for name, dataset in runs:
+    for name, dataset, *labels in runs:
         if name in models.names():   # "evaluator", or a name a test made up, is the child's to report
-            check_replace(name, epochs, subset, 0, dataset, replace=replace)
+            check_replace(name, epochs, subset, 0, dataset, replace=replace, n_labels=sum(labels))
     env = dict(os.environ, NPGAN_THREADS="1")
     waiting, running, took, failed = list(runs), {}, {}, []
     try:
@@ -298,26 +302,32 @@ def train_side_by_side(runs=BOOK_RUNS, jobs=None, subset=None, epochs=None, log=
         for proc, _ in running.values():
             proc.wait()
     if failed:
-        raise RuntimeError("book runs failed: " + ", ".join(f"{n} ({d})" for n, d in failed))
+        raise RuntimeError("book runs failed: " + ", ".join(described_run(run) for run in failed))
     return took
+
+
+def described_run(run):
+    name, dataset, *labels = run
+    return f"{name} ({dataset}{''.join(f', {n} labels' for n in labels)})"
 
 
 def _run_all(waiting, running, took, failed, jobs, env, subset, epochs, log, replace):
     while waiting or running:
         while waiting and len(running) < jobs:
-            name, dataset = run = waiting.pop(0)
+            name, dataset, *labels = run = waiting.pop(0)
             cmd = [sys.executable, "-m", "npgan", "book-runs", "--only", name, "--dataset", dataset]
+            cmd += [arg for n in labels for arg in ("--labels", str(n))]
             cmd += ["--subset", str(subset)] if subset else []
             cmd += ["--epochs", str(epochs)] if epochs else []
             cmd += ["--replace"] if replace else []
             running[run] = (subprocess.Popen(cmd, env=env), time.perf_counter())
-            log(f"book run {name} ({dataset}): started")
+            log(f"book run {described_run(run)}: started")
         for run, (proc, start) in list(running.items()):
             if proc.poll() is not None:
                 del running[run]
                 took[run] = time.perf_counter() - start
                 if proc.returncode:
                     failed.append(run)
-                log(f"book run {run[0]} ({run[1]}): "
+                log(f"book run {described_run(run)}: "
                     f"{'FAILED' if proc.returncode else 'done'} after {took[run]:.0f} s")
         time.sleep(0.5)

@@ -134,6 +134,8 @@ def make_parser():
                         "in this process")
     p.add_argument("--dataset", choices=("mnist", "fashion"), default="mnist")
     p.add_argument("--subset", type=int, default=None, help="the first N images only (tests)")
+    p.add_argument("--labels", type=int, default=0, metavar="N",
+                   help="with --only infogan: the semi-supervised one, N labelled images (21.7)")
     p.add_argument("--epochs", type=int, default=None, help="default: the book's")
     p.add_argument("--replace", action="store_true",
                    help="replace a finished run that was trained with other settings (without it, "

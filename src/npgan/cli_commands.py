@@ -312,8 +312,13 @@ def cmd_book_runs(args):
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
     if args.epochs is not None and args.epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
-    runs = bookruns.BOOK_RUNS if not args.only else ((args.only, args.dataset),)
-    batch = max((book_config(name).batch_size for name, _ in runs if name != "evaluator"), default=1)
+    if args.labels < 0:
+        raise UsageError(f"--labels must be at least 0, got {args.labels}")
+    if args.labels and args.only != "infogan":
+        raise UsageError("--labels: only the InfoGAN learns from labelled images; add --only infogan")
+    runs = bookruns.BOOK_RUNS if not args.only else \
+        ((args.only, args.dataset, *((args.labels,) if args.labels else ())),)
+    batch = max((book_config(run[0]).batch_size for run in runs if run[0] != "evaluator"), default=1)
     if args.subset is not None and not batch <= args.subset <= bookruns.TRAIN_IMAGES:
         raise UsageError(f"--subset must be between the batch size ({batch}) and "
                          f"{bookruns.TRAIN_IMAGES}, got {args.subset}")
@@ -326,8 +331,9 @@ def cmd_book_runs(args):
     try:
         if args.only:
             _, history = bookruns.book_run(args.only, epochs=args.epochs, subset=args.subset,
-                                           dataset=args.dataset, replace=args.replace)
-            say(f"book run {args.only} ({args.dataset}): "
+                                           dataset=args.dataset, replace=args.replace,
+                                           n_labels=args.labels)
+            say(f"book run {bookruns.described_run(runs[0])}: "
                 f"{'reused' if history.reused else 'trained in'} {history.seconds:.0f} s of training")
             return
         bookruns.train_side_by_side(jobs=args.jobs, subset=args.subset, epochs=args.epochs,
