@@ -53,6 +53,8 @@ RECIPES = {
     "qhead128bn": dict(q_hidden=128, q_batch_norm=True),  # Q's own FC 128 + BN on the shared trunk
     "paper": dict(lambda_con=0.1, lr_q=1e-3, noise="uniform", z_std=1.0, batch_size=128,
                   q_hidden=128, q_batch_norm=True),
+    # the labelled images moved by up to ±2 pixels each time Q reads them (semi-supervised only)
+    "shift2": dict(label_shift=2),
     # the same on the DCGAN's networks (dcgan.py; BN in D, so no dropout), as Chen et al. had it
     "conv-paper": dict(arch="conv", d_dropout=0.0, lambda_con=0.1, lr_q=1e-3, noise="uniform",
                        z_std=1.0, batch_size=128, q_hidden=128, q_batch_norm=True),

@@ -339,3 +339,28 @@ def test_cli_train_with_labels_on_real_mnist(run_cli, mnist_dir, tmp_path):
                 "--subset", "64", "--out", tmp_path / "small")
     assert r.returncode == 2 and "need 6 of each value" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_label_shift_shows_q_each_labelled_image_moved():
+    """label_shift=2: the labelled rows D reads are the chosen images moved by up to ±2 pixels
+    (the uncovered border black, −1), a new shift each step; 0 keeps them as they are."""
+    x, labels = digit_patterns(64)
+    x = np.where(x > 0, x, -1.0).astype(np.float32)     # a black background, as MNIST's
+    seen = {}
+    for shift in (0, 2):
+        cfg = InfoGANConfig(g_hidden=(16,), d_hidden=(16,), batch_size=16, n_labels=10, label_shift=shift)
+        model = InfoGAN(cfg, seed=0)
+        model.use_labels(x, labels, seed=0)
+        model.train_step(x[:16])
+        seen[shift] = model._buffer("d_in", (48, IMAGE_SIZE), model.dtype)[32:].copy()
+    originals = {tuple(row) for row in model.labelled.images}
+    assert all(tuple(row) in originals for row in seen[0])
+    moved = [row for row in seen[2] if tuple(row) not in originals]
+    assert len(moved) > 8                                  # most rows moved (1 in 25 shifts is none)
+    for row in moved:                                      # each one a shifted labelled image
+        img = row.reshape(28, 28)
+        assert any(np.array_equal(img[max(dy, 0):28 + min(dy, 0), max(dx, 0):28 + min(dx, 0)],
+                                  o.reshape(28, 28)[max(-dy, 0):28 + min(-dy, 0), max(-dx, 0):28 + min(-dx, 0)])
+                   for o in model.labelled.images for dy in range(-2, 3) for dx in range(-2, 3))
+    with pytest.raises(ValueError, match="label_shift"):
+        InfoGANConfig(n_labels=10, label_shift=-1).validate()

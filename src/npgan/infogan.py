@@ -29,6 +29,7 @@ import numpy as np
 from . import models
 from .batchnorm import set_batch_groups
 from .dcgan import build_discriminator, build_generator
+from .evaluator_training import random_shifts
 from .gan import GAN, IMAGE_SIZE
 from .infogan_config import InfoGANConfig
 from .layers import Sequential, mlp
@@ -234,7 +235,11 @@ class InfoGAN(GAN):
                 raise ValueError(f"this InfoGAN learns c1 from {c.n_labels} labelled images: call "
                                  "model.use_labels(images, labels, seed) before training")
             pick = self.rng.integers(0, len(self.labelled.labels), size=B)
-            np.take(self.labelled.images, pick, axis=0, out=d_in[2 * B:])
+            if c.label_shift:   # a few images seen thousands of times: let Q see them moved
+                d_in[2 * B:] = random_shifts(self.labelled.images[pick], c.label_shift, self.rng,
+                                             background=-1.0)
+            else:
+                np.take(self.labelled.images, pick, axis=0, out=d_in[2 * B:])
 
         # --- D and Q: the GAN loss on real and fake rows (eq-dloss), plus λ·(−log Q(c|x))
         # on the fake rows, whose codes we know; real rows give Q no gradient.

@@ -48,6 +48,8 @@ class InfoGANConfig(ConvNets):
     n_labels: int = 0                # semi-supervised (semisup.py): n labelled training images,
                                      # n/n_cat of each value, teach Q's c1 head; 0: none (no labels)
     lambda_label: float = 1.0        # weight of c1's cross-entropy on those labelled images
+    label_shift: int = 0             # each time a labelled image is drawn, moved by up to ±this many
+                                     # pixels (as the evaluator learns, evaluator_training.py); 0: as is
 
     def validate(self):
         checks.whole_number(self, "n_cat", 0, 1000)
@@ -68,6 +70,7 @@ class InfoGANConfig(ConvNets):
             raise ValueError("InfoGANConfig.lr_q is set against lr_d, which is 0: give D a learning rate")
         checks.whole_number(self, "n_labels", 0, 50_000)
         checks.real_number(self, "lambda_label", 0)
+        checks.whole_number(self, "label_shift", 0, 13)
         if self.n_labels and (self.n_cat < 2 or self.n_labels % self.n_cat):
             raise ValueError(f"InfoGANConfig.n_labels must be a multiple of n_cat ({self.n_cat}: the "
                              f"same number of labelled images of each value of c1), got {self.n_labels}")
