@@ -15,7 +15,11 @@
  * and each widget's root gets data-state="ready" after its first images (or
  * "error: …"), plus data-ready-ms (when, since the page was opened), data-work-ms
  * (how long decoding the weights and drawing the first images took) and
- * root.npganWidget = {canvas, cols, inputs()} for the tests.
+ * root.npganWidget = {canvas, cols, inputs(), model()} for the tests.
+ *
+ * A widget may switch between generators of one input layout, such as InfoGAN without
+ * labels and with 100 (21.7): <div data-npgan-demo="infogan" data-npgan-switch="infogan_labels100">
+ * gets one button per model (data-model="<name>"); switching keeps z and the codes.
  */
 (function () {
   "use strict";
@@ -234,8 +238,8 @@
       oninput: () => { output.textContent = Number(input.value).toFixed(2); onInput(Number(input.value)); } });
     return { input, row: el("label", { class: "npgan-demo-slider" }, `${label} = `, output, input) };
   }
-  // value buttons (digits, c1): one is pressed; ← → move between them
-  function choices(label, n, value, onPick) {
+  // value buttons (digits, c1, generators): one is pressed; ← → move between them
+  function choices(label, n, value, onPick, texts) {
     const group = el("div", { class: "npgan-demo-choices", role: "group", "aria-label": label });
     const buttons = [];
     const pick = (v, focus) => {
@@ -245,21 +249,33 @@
     };
     for (let i = 0; i < n; i++) {
       buttons.push(el("button", { type: "button", "data-value": i, "aria-pressed": String(i === value),
-        onclick: () => pick(i, false) }, String(i)));
+        onclick: () => pick(i, false) }, texts ? texts[i] : String(i)));
     }
     group.addEventListener("keydown", e => {
       const at = buttons.indexOf(document.activeElement), move = { ArrowRight: 1, ArrowLeft: -1 }[e.key];
       if (at >= 0 && move) { e.preventDefault(); pick((at + move + n) % n, true); }
     });
     group.append(el("span", {}, label + "："), ...buttons);
-    return { group, pick };
+    return { group, pick, buttons };
+  }
+  // a generator's name on its button: how many labelled images it learned from (InfoGAN)
+  function modelLabel(data) {
+    if (data.nLabels === undefined) return data.name;
+    return data.nLabels ? `用了 ${data.nLabels} 个标签` : "不用标签";
   }
 
   // ------------------------------------------------------------ widgets
   const COLS = 8;
   function widget(root) {
     const begun = performance.now();
-    const name = root.dataset.npganDemo, m = model(name), layout = m.data.input;
+    const names = [root.dataset.npganDemo, ...(root.dataset.npganSwitch || "").split(/\s+/).filter(Boolean)];
+    let name = names[0], m = model(name);
+    const layout = m.data.input;
+    for (const other of names.slice(1)) {
+      if (JSON.stringify(model(other).data.input) !== JSON.stringify(layout)) {
+        throw new Error(`${other} 的输入与 ${name} 的不同，不能在同一个小部件里切换`);
+      }
+    }
     const parts = new Set(layout.map(p => p.part)), zPart = layout[0];
     let seed = Number(root.dataset.seed || 1), inputs = [];
     const canvas = el("canvas", { class: "npgan-demo-grid", role: "img" });
@@ -270,6 +286,16 @@
     const zs = n => { const random = prng(seed); return Array.from({ length: n }, () => noise(zPart, random)); };
     const controls = [], extra = [];
     let redraw;
+    if (names.length > 1) {   // one button per generator; z and the codes stay as they are
+      const sw = choices("生成器", names.length, 0, v => {
+        name = names[v];
+        m = model(name);
+        note.textContent = sourceText() + timing;
+        redraw();
+      }, names.map(n => modelLabel(model(n).data)));
+      sw.buttons.forEach((b, i) => { b.removeAttribute("data-value"); b.dataset.model = names[i]; });
+      controls.push(sw.group);
+    }
     if (parts.has("label") || parts.has("cat") || parts.has("cont")) {
       // conditional (CGAN) or codes (InfoGAN): one row of fixed noises, the controls pick the rest
       const codes = { label: 0, cat: 0, cont: layout.filter(p => p.part === "cont").map(p => new Float64Array(p.size)) };
@@ -318,18 +344,20 @@
       newEnds();
       canvas.setAttribute("aria-label", `${4 * COLS} 张 G(z)`);
     }
+    let timing = "";   // the time per image, once measured (below)
+    const sourceText = () => `权重取自 ${m.data.source}（训练 ${m.data.epoch} 轮后的检查点，每个权重存为 ${m.data.bits} 位整数）。`;
+    const note = el("p", { class: "npgan-demo-note" }, sourceText());
     redraw();
     root.dataset.workMs = String(Math.round(performance.now() - begun));   // decoding + first images
-    const source = `权重取自 ${m.data.source}（训练 ${m.data.epoch} 轮后的检查点，每个权重存为 ${m.data.bits} 位整数）。`;
-    const note = el("p", { class: "npgan-demo-note" }, source);
     root.replaceChildren(el("div", { class: "npgan-demo-controls" }, ...controls), canvas, ...extra, note);
-    root.npganWidget = { canvas, cols: COLS, inputs: () => inputs.map(v => Array.from(v)) };
+    root.npganWidget = { canvas, cols: COLS, inputs: () => inputs.map(v => Array.from(v)), model: () => name };
     root.dataset.readyMs = String(Math.round(performance.now()));   // since the page was opened
     root.dataset.state = "ready";
     setTimeout(() => {   // once the page has settled (and the code is compiled): the time per image
       const start = performance.now();
       for (let i = 0; i < 10; i++) generate(name, inputs[0]);
-      note.textContent = source + `每张图都由你的浏览器当场算出，约 ${((performance.now() - start) / 10).toFixed(1)} 毫秒一张。`;
+      timing = `每张图都由你的浏览器当场算出，约 ${((performance.now() - start) / 10).toFixed(1)} 毫秒一张。`;
+      note.textContent = sourceText() + timing;
     }, 500);
   }
 

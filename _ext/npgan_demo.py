@@ -6,6 +6,9 @@ A page shows a widget with a raw HTML block (the widget builds itself inside the
     <div class="npgan-demo" data-npgan-demo="gan"></div>
     ```
 
+(data-npgan-switch="<model> …" adds generators of the same input that the widget
+switches to; each is exported like the widget's own.)
+
 For each model that a page shows, this extension
 
 1. finds the checkpoint the build's own notebook trained: the notebook glues its
@@ -37,15 +40,20 @@ HERE = Path(__file__).resolve().parent
 ASSETS = ("npgan-demo.js", "npgan-demo.css")
 STATIC = "npgan"                                   # folder under the build's _static
 WIDGET = re.compile(r"""data-npgan-demo\s*=\s*["']([A-Za-z0-9_-]+)["']""")
+# more generators one widget switches to (21.7: InfoGAN without labels and with them)
+SWITCH = re.compile(r"""data-npgan-switch\s*=\s*["']([A-Za-z0-9_ -]+)["']""")
 GLUE_SUFFIX = "_checkpoint"
 
 
 def widget_models(doctree):
-    """Names of the models whose widgets a page holds, in page order."""
+    """Names of the models whose widgets a page holds, in page order (a widget's own,
+    then those it switches to: data-npgan-switch="<model> …")."""
     names = []
     for node in doctree.findall(nodes.raw):
         if "html" in node.get("format", "").split():
-            names += [n for n in WIDGET.findall(node.astext()) if n not in names]
+            for tag in re.findall(r"<[^>]*data-npgan-demo[^>]*>", node.astext()):
+                found = WIDGET.findall(tag) + [n for group in SWITCH.findall(tag) for n in group.split()]
+                names += [n for n in found if n not in names]
     return names
 
 

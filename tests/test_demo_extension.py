@@ -33,6 +33,34 @@ def test_widget_models_in_page_order_once_each():
     assert npgan_demo.widget_models(page()) == []
 
 
+def test_a_widget_switch_adds_the_models_it_switches_to():
+    doc = page(("html", '<div class="npgan-demo" data-npgan-demo="infogan" '
+                        'data-npgan-switch="infogan_labels100"></div>'),
+               ("html", "<div data-npgan-switch='a b' data-npgan-demo='gan'></div>"
+                        "<p data-npgan-switch=\"lonely\">no widget</p>"))
+    assert npgan_demo.widget_models(doc) == ["infogan", "infogan_labels100", "gan", "a", "b"]
+
+
+def test_every_widget_model_of_the_pages_has_its_checkpoint_glued_by_a_notebook():
+    """The extension exports a widget's generator from the checkpoint a notebook glues
+    under "<model>_checkpoint": a page naming a model no notebook glues would fail the build."""
+    root = Path(npgan_demo.HERE).parent
+    glued = set()
+    for notebook in (root / "notebooks").glob("*.ipynb"):
+        for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
+            if cell["cell_type"] == "code":
+                glued |= set(re.findall(r"""glue\(\s*["'](\w+)_checkpoint["']""", "".join(cell["source"])))
+    shown = {}
+    for md in (root / "book").glob("*.md"):
+        blocks = re.findall(r"```\{raw\} html\n(.*?)```", md.read_text(encoding="utf-8"), flags=re.S)
+        for html in blocks:
+            for name in npgan_demo.widget_models(page(("html", html))):
+                shown[name] = md.name
+    assert {"infogan", "infogan_labels100"} <= set(shown), shown
+    missing = {name: where for name, where in shown.items() if name not in glued}
+    assert not missing, f"no notebook glues <model>_checkpoint for {missing}"
+
+
 def glue_file(folder, doc, entries):
     path = folder.joinpath(*doc.split("/")).with_name(doc.split("/")[-1] + ".glue.json")
     path.parent.mkdir(parents=True, exist_ok=True)

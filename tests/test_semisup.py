@@ -299,9 +299,11 @@ def test_exporter_names_a_labelled_generator_apart(labelled_checkpoint):
     _, model = labelled_checkpoint
     data = export.export_generator(model, source="runs/x/epoch_001.npz", n_probe=50,
                                    name="infogan-labels10")
-    assert data["name"] == "infogan-labels10"
+    assert data["name"] == "infogan-labels10" and data["nLabels"] == 10   # the widget's switch says so
     assert 'window.npganDemoData["infogan-labels10"]' in export.data_script(data)
     assert export.export_generator(model, source="x", n_probe=20)["name"] == "infogan"
+    unsupervised = InfoGAN(InfoGANConfig(g_hidden=(16,), d_hidden=(16,)), seed=0)
+    assert export.export_generator(unsupervised, source="x", n_probe=20)["nLabels"] == 0
 
 
 @pytest.mark.parametrize("args,needle", [
@@ -364,3 +366,33 @@ def test_label_shift_shows_q_each_labelled_image_moved():
                    for o in model.labelled.images for dy in range(-2, 3) for dx in range(-2, 3))
     with pytest.raises(ValueError, match="label_shift"):
         InfoGANConfig(n_labels=10, label_shift=-1).validate()
+
+
+def test_cli_evaluate_reports_c1_of_a_labelled_checkpoint(run_cli, mnist_dir, tmp_path):
+    """`npgan evaluate` on a semi-supervised InfoGAN trained by the CLI: c1's matched
+    accuracy and its share drawn as labelled, Q's reading of the test digits and the
+    codes' digit-change rates, the same figures as codes.evaluate_codes of the
+    checkpoint's generator (the average of G's weights) with that seed."""
+    import json
+
+    from npgan import codes, metrics
+
+    r = run_cli("--data-dir", mnist_dir.parent, "train", "--model", "infogan", "--labels", "20",
+                "--subset", "640", "--epochs", "1", "--quiet", "--out", tmp_path / "run")
+    assert r.returncode == 0, r.stderr
+    path = tmp_path / "run" / "checkpoint.npz"
+    out = tmp_path / "eval.json"
+    r = run_cli("--data-dir", mnist_dir.parent, "evaluate", "--checkpoint", path, "--seed", "1",
+                "--json", out)
+    assert r.returncode == 0, r.stderr
+    printed = json.loads(out.read_text(encoding="utf-8"))
+    model, _ = checkpoint.load(path)
+    assert model.config.n_labels == 20
+    expected = codes.c1_accuracy(model, seed=1, evaluator=metrics.load_evaluator())
+    c1 = printed["codes"]["c1"]
+    assert printed["c1_matched_accuracy"] == c1["matched_accuracy"] == expected["matched_accuracy"]
+    assert c1["accuracy_as_labelled"] == expected["accuracy_as_labelled"]
+    assert c1["digit_of_value"] == expected["digit_of_value"] and sorted(c1["digit_of_value"]) == list(range(10))
+    assert 0 <= c1["q_accuracy"] <= 1 and 0.1 <= c1["q_sure"] <= 1
+    for code in ("c2", "c3"):
+        assert 0 <= printed["codes"][code]["digit_change"] <= 1 and 0 <= printed["codes"][code]["digit_change_wide"] <= 1

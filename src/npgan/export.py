@@ -285,6 +285,8 @@ def export_generator(model, source, epoch=None, n_probe=1000, max_bytes=MAX_BYTE
     data = {"format": FORMAT, "name": name or model.name, "source": str(source), "epoch": epoch,
             "input": layout, "inputSize": sum(p["size"] for p in layout), "bits": bits,
             "probeError": round(error, 4), "layers": _encoded(specs, bits)}
+    if hasattr(model.config, "n_labels"):   # InfoGAN: the widget's switch names it by its labels
+        data["nLabels"] = int(model.config.n_labels)
     size = len(data_script(data).encode("utf-8"))
     if size > max_bytes:
         raise ExportError(f"{model.name}: the exported generator takes {size:,} bytes at {bits} bits "

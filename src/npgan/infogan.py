@@ -1,4 +1,4 @@
-"""InfoGAN (chapter 21.3): a GAN whose generator gets extra codes c, and whose
+"""InfoGAN (chapter 21.7): a GAN whose generator gets extra codes c, and whose
 discriminator carries a second head Q that must read c back from G(z, c).
 
     G: [z (62), c1 one-hot (10), c2, c3] → 256 → 512 → 784   (tanh)
@@ -11,7 +11,7 @@ hidden layer (or, with q_hidden, a hidden layer of its own and then that map:
 qhead.py), so D and Q are ONE network (``self.D``) whose output has
 1 + n_cat + n_cont columns.
 
-The mutual-information term (eq-infogan-li in 21.3) is the variational lower bound
+The mutual-information term (eq-infogan-li in 21.7) is the variational lower bound
 
     L_I(G, Q) = E_{c ~ p(c), x ~ G(z, c)} [log Q(c | x)] + H(c)  ≤  I(c; G(z, c)).
 
@@ -255,7 +255,7 @@ class InfoGAN(GAN):
         grad[:] = 0
         grad[:2 * B, :1] = grad_logit
         info, _, _ = self._info_loss(out[B:2 * B], c1, cont, grad[B:2 * B])
-        if n_lab:                      # Q's c1 on the labelled rows, against their labels
+        if n_lab:                      # Q's c1 on the labelled rows, against their labels (eq-infogan-label)
             ce_label, g = softmax_cross_entropy(out[2 * B:, 1:1 + c.n_cat], self.labelled.labels[pick])
             np.multiply(g, c.lambda_label, out=grad[2 * B:, 1:1 + c.n_cat])
             info += c.lambda_label * ce_label

@@ -1,4 +1,4 @@
-"""Semi-supervised InfoGAN (Spurr et al. 2017; chapter 21.3): a few labelled
+"""Semi-supervised InfoGAN (Spurr et al. 2017; chapter 21.7): a few labelled
 training images give the categorical code c1 its meaning.
 
 Mutual information rewards any split of the digits that Q can read back, not
@@ -9,7 +9,7 @@ Q's c1 head is also trained to read their labels: every D step takes B of them
 block of rows after the real and the fake ones, and D with Q minimises, beside
 the unsupervised terms,
 
-    λ_label · mean over those B rows of CE(softmax(Q's c1 logits of x), y),
+    λ_label · mean over those B rows of CE(softmax(Q's c1 logits of x), y)   (eq-infogan-label),
 
 whose gradient w.r.t. the logits is λ_label (softmax − onehot(y)) / B
 (losses.softmax_cross_entropy). The labelled rows give D's real/fake logit no

@@ -21,6 +21,10 @@ refused and recorded). For every page of the build that holds a widget
   and moves to d + 1; → moves between the digit buttons; "换一批噪声" changes z;
   GAN: the slider (keys Home / End) walks from the path's first to its last image;
   InfoGAN: the c1 buttons and the c2/c3 sliders change G's input accordingly;
+* a widget that switches between generators (data-npgan-switch, 21.7's InfoGAN without
+  and with labels): every generator it names passes the generate() checks above, and
+  each switch button redraws the same inputs with that generator, npgan's images of
+  its checkpoint (a screenshot each);
 * no request leaves the machine, no local request fails.
 A screenshot of each widget goes to OUT/screenshots/demo-<model>.png.
 Prints one line per check and 'N passed, M failed'; exits 1 on any failure.
@@ -161,7 +165,8 @@ def check_generate(driver, check, ref, where, name, source, figures):
         "return arguments[1].map(v => Array.from(window.npganDemo.generate(arguments[0], v)));",
         name, x.tolist()), dtype=np.uint8)
     gap = grey_gap(got, ref.images(source, x))
-    figures.setdefault(name, {})["max_grey_gap"] = max(gap, figures[name].get("max_grey_gap", 0))
+    entry = figures.setdefault(name, {})   # a model reached through a switch has no entry yet
+    entry["max_grey_gap"] = max(gap, entry.get("max_grey_gap", 0))
     check(gap <= MAX_GREY, f"{where}: generate({name}) = npgan's G of {source}",
           f"largest difference {gap} grey level(s) over {N_INPUTS} × 784 pixels")
     # the fastest of 50 runs of 4 images: the cost of the computation itself, not of
@@ -180,8 +185,8 @@ def check_generate(driver, check, ref, where, name, source, figures):
           f"{ms:.2f} ms")
 
 
-def check_canvas(driver, check, ref, where, name, source, label):
-    inputs, tiles = widget_view(driver, root_of(driver, name))
+def check_canvas(driver, check, ref, where, name, source, label, root_name=None):
+    inputs, tiles = widget_view(driver, root_of(driver, root_name or name))
     gap = grey_gap(tiles, ref.images(source, inputs))
     check(gap <= MAX_GREY, f"{where}: {name} canvas {label} = npgan's images of its inputs",
           f"{len(inputs)} images, largest difference {gap}")
@@ -217,6 +222,29 @@ def part_slices(layout):
     return out
 
 
+def check_switch(driver, check, ref, where, name, sources, shots):
+    """The widget's generator buttons: each redraws the same inputs with its model."""
+    from selenium.webdriver.common.by import By
+
+    root = root_of(driver, name)
+    buttons = root.find_elements(By.CSS_SELECTOR, "button[data-model]")
+    if not buttons:
+        return
+    inputs, _ = widget_view(driver, root)
+    for button in buttons[1:] + buttons[:1]:   # the others, then back to the widget's own
+        other = button.get_attribute("data-model")
+        button.click()
+        shown = driver.execute_script("return arguments[0].npganWidget.model()", root)
+        new_inputs, _ = check_canvas(driver, check, ref, where, other, sources[other],
+                                     f"switched to {other}", root_name=name)
+        check(shown == other and np.array_equal(new_inputs, inputs)
+              and button.get_attribute("aria-pressed") == "true",
+              f"{where}: the button {button.text!r} draws {other} from the same inputs")
+        if other != name:
+            time.sleep(0.1)
+            root.screenshot(str(shots / f"demo-{other}.png"))
+
+
 def interact(driver, check, ref, page, name, source, layout):
     """Click and type in one widget, checking what it draws each time."""
     from selenium.webdriver.common.by import By
@@ -250,7 +278,7 @@ def interact(driver, check, ref, page, name, source, layout):
                   and np.array_equal(new_inputs[:, z], inputs[:, z]),
                   f"{where}: 同样的噪声，换个数字 keeps z and goes from 8 to 9")
             inputs = new_inputs
-        focused = root.find_element(By.CSS_SELECTOR, 'button[aria-pressed="true"]')
+        focused = root.find_element(By.CSS_SELECTOR, 'button[data-value][aria-pressed="true"]')
         before = int(focused.get_attribute("data-value"))
         focused.send_keys(Keys.ARROW_RIGHT)
         after = driver.execute_script("return document.activeElement.dataset.value")
@@ -319,7 +347,8 @@ def check_page(driver, check, ref, log, url, page, where, figures, shots):
         sizes: Object.fromEntries(window.npganDemo.models.map(m => [m, window.npganDemo.inputSize(m)])),
         layouts: Object.fromEntries(window.npganDemo.models.map(m => [m, window.npganDemoData[m].input]))};""")
     from npgan.data import data_dir
-    for name in states:
+    switched = [n for n in info["models"] if n not in states]   # reached through a widget's switch
+    for name in [*states, *switched]:
         source = info["sources"].get(name)
         if not check(name in info["models"] and source and (data_dir() / source).is_file(),
                      f"{where}: npganDemo has {name}, from a checkpoint under $NPGAN_DATA", str(source)):
@@ -328,12 +357,13 @@ def check_page(driver, check, ref, log, url, page, where, figures, shots):
         check(info["sizes"][name] == model.G.layers[0].W.shape[0],
               f"{where}: inputSize({name}) is G's input size", str(info["sizes"][name]))
         check_generate(driver, check, ref, where, name, source, figures)
-        if where.startswith("http"):
+        if where.startswith("http") and name in states:
             root = root_of(driver, name)
             driver.execute_script("arguments[0].scrollIntoView()", root)
             time.sleep(0.8)   # the widget's note adds the measured time per image after 0.5 s
             root.screenshot(str(shots / f"demo-{name}.png"))
             interact(driver, check, ref, page, name, source, info["layouts"][name])
+            check_switch(driver, check, ref, f"{page} {name}", name, info["sources"], shots)
     local, external = log.take()
     failed = [f"HTTP {code} {path}" for code, path in local if (code >= 400 or code == 0)
               and path != "/favicon.ico"]
