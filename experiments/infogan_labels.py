@@ -55,6 +55,7 @@ RECIPES = {
                   q_hidden=128, q_batch_norm=True),
     # the labelled images moved by up to ±2 pixels each time Q reads them (semi-supervised only)
     "shift2": dict(label_shift=2),
+    "shift1": dict(label_shift=1),
     # the same on the DCGAN's networks (dcgan.py; BN in D, so no dropout), as Chen et al. had it
     "conv-paper": dict(arch="conv", d_dropout=0.0, lambda_con=0.1, lr_q=1e-3, noise="uniform",
                        z_std=1.0, batch_size=128, q_hidden=128, q_batch_norm=True),
