@@ -290,10 +290,13 @@ def test_w1_estimate_is_mean_real_minus_mean_fake_scores():
 
 # ---------------------------------------------------------------- the family
 
-def test_book_recipe_is_the_papers():
+def test_book_recipe_is_the_papers_with_two_measured_changes():
+    paper = WGANConfig()
+    assert (paper.gp_weight, paper.n_critic, paper.lr_d, paper.lr_g, paper.beta1, paper.beta2) == \
+        (10.0, 5, 1e-4, 1e-4, 0.0, 0.9)
     c = models.book_config("wgan")
-    assert type(c) is WGANConfig
-    assert (c.gp_weight, c.n_critic, c.lr_d, c.lr_g, c.beta1, c.beta2) == (10.0, 5, 1e-4, 1e-4, 0.0, 0.9)
+    assert type(c) is WGANConfig and models.BOOK_EPOCHS["wgan"] == 50
+    assert (c.gp_weight, c.n_critic, c.lr_d, c.lr_g, c.beta1, c.beta2) == (10.0, 2, 2e-4, 2e-4, 0.0, 0.9)
     assert (c.d_dropout, c.d_batch_std, c.ema_decay, c.n_classes) == (0.0, 0, 0.0, 0)
     assert (c.g_hidden, c.d_hidden, c.latent_dim) == ((256, 512), (512, 256), 100)
     model = build(c)
@@ -333,7 +336,7 @@ def test_cli_trains_and_samples_a_wgan(run_cli, mnist_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "trained WGAN for 1 epochs (10 steps each)" in result.stdout
     model, meta = checkpoint.load(run / "checkpoint.npz")
-    assert isinstance(model, WGAN) and model.opt_d.t == 10 and model.opt_g.t == 2
+    assert isinstance(model, WGAN) and model.opt_d.t == 10 and model.opt_g.t == 5   # the book: n_critic 2
     out = tmp_path / "s.npy"
     result = run_cli("sample", "--checkpoint", run / "checkpoint.npz", "--n", "20", "--out", out)
     assert result.returncode == 0, result.stderr
