@@ -6,6 +6,7 @@ wrong prints one `error:` line and exits 2, before it touches any file; a
 finished run is never deleted to make room for another; nothing is left behind.
 """
 
+import dataclasses
 import json
 import os
 import signal
@@ -110,6 +111,26 @@ def test_book_runs_labels_for_another_model_is_one_line(run_cli, tmp_path):
                      timeout=60)
     assert_one_line(result, "--labels: only the InfoGAN learns from labelled images; add --only infogan")
     assert snapshot_of(run) == before
+
+
+def test_a_run_of_an_earlier_recipe_is_the_book_s_old_run_and_is_replaced(tmp_path, monkeypatch):
+    """The book changed a recipe and its epochs together (WGAN: n_critic 5 and 60 epochs,
+    then n_critic 2 and 50): the old run is no learner's, and make book must not stop at it."""
+    monkeypatch.setenv("NPGAN_DATA", str(broken_mnist(tmp_path / "data")))
+    finished_book_run(tmp_path / "data", "wgan", epochs=60)
+    old = dataclasses.replace(models.book_config("wgan"), n_critic=5, lr_d=1e-4, lr_g=1e-4)
+    facts_path = tmp_path / "data" / "runs" / "book-wgan" / "run.npz"
+    with np.load(facts_path) as f:
+        facts = json.loads(bytes(f["facts"]).decode())
+    facts["config"] = json.loads(old.to_json())
+    with open(facts_path, "wb") as f:
+        np.savez(f, facts=np.frombuffer(json.dumps(facts).encode(), np.uint8))
+    bookruns.check_replace("wgan", epochs=50)            # no RunExists: an earlier edition's run
+    with pytest.raises(bookruns.RunExists):                # the same recipe with other epochs: asked
+        finished = tmp_path / "data" / "runs" / "book-gan"
+        finished_book_run(tmp_path / "data", "gan", epochs=60)
+        bookruns.check_replace("gan", epochs=50)
+    assert finished.is_dir()
 
 
 def test_book_run_api_refuses_to_replace_without_replace(tmp_path, monkeypatch):

@@ -21,9 +21,9 @@ learner's `book-runs --only gan --epochs 5` had replaced the book's 70-epoch run
 a run of other epochs or another seed is refused (RunExists) unless replace=True
 (--replace). Its folder keeps its name, which the notebooks use; a learner's own
 settings belong in `python -m npgan train --out DIR`. What does replace a run
-without asking: the same settings with a recipe the code has since changed, an
-unfinished or damaged run, and one that lacks checkpoints a caller needs
-(``every``), retrained with all of them.
+without asking: a run of a recipe the code has since changed (whatever its epochs: the
+book's run of an earlier edition), an unfinished or damaged run, and one that lacks
+checkpoints a caller needs (``every``), retrained with all of them.
 """
 
 import json
@@ -126,7 +126,7 @@ def check_replace(name, epochs=None, subset=None, seed=0, dataset="mnist", every
     folder = run_folder(name, dataset, subset, n_labels)
     stored = _stored(folder)
     facts = _facts(name, config, epochs, seed, dataset, subset, every)
-    if stored is None or replace or _settings(stored) == _settings(facts):
+    if stored is None or replace or _settings(stored) == _settings(facts) or _older_recipe(stored, facts):
         return
     whose = "the book's" if (stored.get("epochs") == models.BOOK_EPOCHS[name] and not subset
                              and stored.get("seed") == 0) else "a"
@@ -232,6 +232,14 @@ def _same_run(saved, facts):
         return family.from_json(json.dumps(saved.get("config"))) == family.from_json(json.dumps(facts["config"]))
     except (TypeError, ValueError, RecursionError):
         return False
+
+
+def _older_recipe(saved, facts):
+    """Was the stored run trained with a recipe the code has since changed? Only the
+    book's recipe trains into a run folder, so such a run is the book's run of an earlier
+    edition (e.g. the WGAN's 60 epochs at n_critic 5): it is replaced like a damaged run,
+    whatever its epochs, without asking."""
+    return saved.get("model") == facts["model"] and not _same_run({**saved, **_settings(facts)}, facts)
 
 
 def _load_finished(folder, facts, epochs, every):
