@@ -60,17 +60,18 @@ RECIPES = {
     "conv-paper": dict(arch="conv", d_dropout=0.0, lambda_con=0.1, lr_q=1e-3, noise="uniform",
                        z_std=1.0, batch_size=128, q_hidden=128, q_batch_norm=True),
 }
-# The order the runs are made in: the two first runs, the curve for seed 0 and 1, the
-# part-1 variants without labels (one change each, then all together on three seeds), the
-# curve's third seed, and last the paper's recipe on the DCGAN's nets (the slowest runs).
+# The order the runs are made in (what a short session most needs first): the two first
+# runs, the curve for seeds 0 and 1, three part-1 variants, the paper's recipe on both
+# nets, the curve's third seed, the last two variants, and the paper's recipes' seeds 1, 2.
 PLAN = ([("book", 0, 0), ("book", 100, 0)]
         + [("book", n, 0) for n in LABELS if n not in (0, 100)]
         + [("book", n, s) for s in (1, 2) for n in (0, 100)]
         + [("book", n, 1) for n in LABELS if n not in (0, 100)]
-        + [(r, 0, 0) for r in RECIPES if r not in ("book", "conv-paper")]
-        + [("paper", 0, s) for s in (1, 2)]
+        + [("con01", 0, 0), ("lrq1e3", 0, 0), ("uniform62", 0, 0)]
+        + [("paper", 0, 0), ("conv-paper", 0, 0)]
         + [("book", n, 2) for n in LABELS if n not in (0, 100)]
-        + [("conv-paper", 0, s) for s in (0, 1, 2)])
+        + [("batch128", 0, 0), ("qhead128bn", 0, 0)]
+        + [(r, 0, s) for s in (1, 2) for r in ("paper", "conv-paper")])
 COLUMNS = ("recipe", "settings", "n_labels", "seed", "epochs", "c1_matched_accuracy",
            "c1_as_labelled", "q_test_accuracy", "q_test_as_labelled", "q_test_sure", "fd_validation",
            "fd_floor", "c2_digit_change", "c3_digit_change", "c2_digit_change_wide",
