@@ -104,3 +104,10 @@ def test_labelled_infogan_run_has_a_folder_of_its_own(runs_home):
     assert other.reused is False and (runs_home / "book-infogan-subset640" / "run.npz").is_file()
     with pytest.raises(ValueError, match="only the InfoGAN"):
         bookruns.book_run("gan", epochs=1, subset=128, n_labels=10)
+
+
+def test_checkpoint_spacing_of_the_book_runs():
+    """21.6 plots the MNIST DCGAN's FD at every epoch and 21.5 the GAN's every 2; the
+    Fashion-MNIST DCGAN, which nothing plots, keeps every 10 (a cold build trains it once)."""
+    assert bookruns.checkpoint_every("dcgan") == 1 and bookruns.checkpoint_every("gan") == 2
+    assert bookruns.checkpoint_every("dcgan", "fashion") == 10 and bookruns.checkpoint_every("cgan") == 10
