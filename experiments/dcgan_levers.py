@@ -1,0 +1,146 @@
+"""The DCGAN's levers that the earlier boards did not try (issue 27, part 4), one change
+at a time against the book's recipe (dcgan.book_recipe), each trained with seed 0 on
+train[:50000] for 10 epochs (the recipe's lr_decay = 1/3 within those 10) and scored
+against the validation images train[50000:60000] by this commit's evaluator. One row per
+run is appended to experiments/dcgan_levers.csv; a lever whose row is there is skipped,
+so the script can be stopped and started again.
+
+    OPENBLAS_NUM_THREADS=1 nice -n 10 python experiments/dcgan_levers.py     # the plan, in order
+    python experiments/dcgan_levers.py --list                                # the plan and what is done
+    OPENBLAS_NUM_THREADS=1 python experiments/dcgan_levers.py --run "batch 128"
+
+Levers, after the anchors they come from:
+  * G wider where it is cheap: 128 channels out of the Linear at 7×7, then a stride-1 3×3
+    conv down to the recipe's 32 (TensorFlow's MNIST DCGAN tutorial: 256 at 7×7 and a
+    stride-1 transposed conv there; 128 with a 3×3 kernel is what a CPU step affords,
+    see the note in the appendix);
+  * a stride-1 3×3 conv at 7×7 in D, after the conv that makes the 7×7 maps;
+  * 5×5 kernels in G's transposed convs and D's convs (stride 2, padding 2);
+  * BN in D on real and fake batches apart, with the batch spread in groups of 4;
+  * hinge loss with spectral normalisation of D's weights (Miyato et al. 2018);
+  * two time scales (Heusel et al. 2017): G's rate a quarter of D's, 5e-4 against 2e-3;
+  * batches of 128.
+A lever whose config fields this commit does not have yet is skipped with a message.
+"""
+
+import argparse
+import csv
+import io
+import json
+import subprocess
+import sys
+import time
+from dataclasses import fields, replace
+from pathlib import Path
+
+import numpy as np
+
+from npgan import book_config, build, load_mnist, metrics, train
+from npgan.files import atomic_write
+
+OUT = Path(__file__).with_name("dcgan_levers.csv")
+TRAIN = slice(0, 50_000)   # metrics.VALIDATION (train[50000:60000]) is held out
+EPOCHS = 10
+SEED = 0
+# the order of the plan: the levers that are settings of today's code first
+LEVERS = {
+    "book recipe": {},
+    "BN in D (real/fake apart) + batch spread 4": {"d_batch_norm": True, "d_bn_batches": "separate",
+                                                   "d_batch_std": 4},
+    "TTUR: lr_g 5e-4, lr_d 2e-3": {"lr_g": 5e-4},
+    "batch 128": {"batch_size": 128},
+    "G 128 channels at 7x7 + stride-1 3x3 conv": {"g_wide": 128},
+    "D stride-1 3x3 conv at 7x7": {"d_conv_7x7": True},
+    "5x5 kernels": {"kernel_size": 5},
+    "hinge loss + spectral norm in D": {"loss": "hinge", "d_spectral_norm": True},
+}
+COLUMNS = ("lever", "changes", "seed", "epochs", "fd", "fd_floor", "fd_ratio", "max_share",
+           "min_share", "train_seconds", "seconds_per_epoch", "date", "commit")
+
+
+def config_of(changes):
+    """The book's DCGAN recipe with ``changes``; None if this commit lacks one of their fields."""
+    config = book_config("dcgan")
+    known = {f.name for f in fields(config)}
+    if not set(changes) <= known:
+        return None
+    return replace(config, **changes)
+
+
+def done_levers():
+    if not OUT.exists():
+        return set()
+    with open(OUT, encoding="utf-8") as f:
+        return {r["lever"] for r in csv.DictReader(f)}
+
+
+def append_row(row):
+    """The CSV with one more row, written whole through a rename (never half a file)."""
+    old = OUT.read_text(encoding="utf-8") if OUT.exists() else ""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, COLUMNS, lineterminator="\n")
+    if not old:
+        writer.writeheader()
+    writer.writerow(row)
+    with atomic_write(OUT, "w", encoding="utf-8") as f:
+        f.write(old + buf.getvalue())
+
+
+def run(lever):
+    changes = LEVERS[lever]
+    config = config_of(changes)
+    if config is None:
+        print(f"{lever}: this commit's DCGANConfig has no field among {sorted(changes)}; skipped",
+              file=sys.stderr, flush=True)
+        return
+    images, _ = load_mnist("train")
+    model = build(config, seed=SEED)
+    history = train(model, images[TRAIN], epochs=EPOCHS, seed=SEED, progress=False)
+    scores = metrics.evaluate(model, seed=SEED, against="validation")
+    shares = np.array(scores["digit_shares"])
+    row = {"lever": lever, "changes": json.dumps(changes), "seed": SEED, "epochs": EPOCHS,
+           "fd": f"{scores['fd']:.3f}", "fd_floor": f"{scores['fd_floor']:.4f}",
+           "fd_ratio": f"{scores['fd'] / scores['fd_floor']:.3f}",
+           "max_share": f"{shares.max():.4f}", "min_share": f"{shares.min():.4f}",
+           "train_seconds": f"{history.seconds:.0f}", "seconds_per_epoch": f"{history.seconds / EPOCHS:.1f}",
+           "date": time.strftime("%Y-%m-%d"), "commit": COMMIT}
+    append_row(row)
+    print(json.dumps(row), flush=True)
+
+
+def _commit():
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+COMMIT = _commit()   # the code this process runs: read at its start, not when a row is written
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", metavar="LEVER", help="one lever, by its name (see --list)")
+    parser.add_argument("--list", action="store_true")
+    args = parser.parse_args()
+    done = done_levers()
+    if args.list:
+        for lever, changes in LEVERS.items():
+            state = "done" if lever in done else ("" if config_of(changes) else "(no such fields yet)")
+            print(lever, json.dumps(changes), state, sep="\t")
+        return
+    if args.run:
+        if args.run not in LEVERS:
+            sys.exit(f"unknown lever {args.run!r}: use one of {', '.join(map(repr, LEVERS))}")
+        run(args.run)
+        return
+    for lever in LEVERS:                 # one training at a time, in the plan's order
+        if lever not in done_levers():
+            start = time.perf_counter()
+            run(lever)
+            print(f"{lever}: {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()
