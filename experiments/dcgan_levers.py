@@ -49,8 +49,8 @@ LEVERS = {
                                                    "d_batch_std": 4},
     "TTUR: lr_g 5e-4, lr_d 2e-3": {"lr_g": 5e-4},
     "batch 128": {"batch_size": 128},
-    "G 128 channels at 7x7 + stride-1 3x3 conv": {"g_wide": 128},
-    "D stride-1 3x3 conv at 7x7": {"d_conv_7x7": True},
+    "G 128 channels at 7x7 + stride-1 3x3 conv": {"g_linear_channels": 128},
+    "D stride-1 3x3 conv at 7x7": {"d_stride1_conv": True},
     "5x5 kernels": {"kernel_size": 5},
     "hinge loss + spectral norm in D": {"loss": "hinge", "d_spectral_norm": True},
 }
