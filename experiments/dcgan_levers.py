@@ -10,8 +10,8 @@ so the script can be stopped and started again.
     OPENBLAS_NUM_THREADS=1 python experiments/dcgan_levers.py --run "batch 128"
     OPENBLAS_NUM_THREADS=1 nice -n 10 python experiments/dcgan_levers.py --matched   # second pass
 
---matched: a second pass at the same training time. Each lever whose 10-epoch row shows
-dearer epochs than the recipe's (by more than 5 %) trains again for the epochs that fit
+--matched: a second pass at the same training time. Each lever whose 10-epoch row has a
+lower FD than the recipe's but dearer epochs (by more than 5 %) trains again for the epochs that fit
 in the recipe's 10-epoch time, round(10 × the recipe's seconds per epoch / its own),
 with the decay in its last third as ever; its row has that number in "epochs".
 
@@ -86,12 +86,13 @@ def done_runs():
 
 def matched_plan():
     """(lever, epochs) of the second pass: the dearer levers at the recipe's training time."""
-    per_epoch = {r["lever"]: float(r["seconds_per_epoch"]) for r in read_rows() if int(r["epochs"]) == EPOCHS}
-    if "book recipe" not in per_epoch:
+    rows = {r["lever"]: r for r in read_rows() if int(r["epochs"]) == EPOCHS}
+    if "book recipe" not in rows:
         return []
-    base = per_epoch["book recipe"]
+    per_epoch = {lever: float(r["seconds_per_epoch"]) for lever, r in rows.items()}
+    base, base_fd = per_epoch["book recipe"], float(rows["book recipe"]["fd"])
     return [(lever, max(1, round(EPOCHS * base / per_epoch[lever]))) for lever in LEVERS
-            if lever in per_epoch and per_epoch[lever] > 1.05 * base]
+            if lever in rows and per_epoch[lever] > 1.05 * base and float(rows[lever]["fd"]) < base_fd]
 
 
 def append_row(row):
