@@ -18,8 +18,8 @@ with the decay in its last third as ever; its row has that number in "epochs".
 Levers, after the anchors they come from:
   * G wider where it is cheap: 128 channels out of the Linear at 7×7, then a stride-1 3×3
     conv down to the recipe's 32 (TensorFlow's MNIST DCGAN tutorial: 256 at 7×7 and a
-    stride-1 transposed conv there; 128 with a 3×3 kernel is what a CPU step affords,
-    see the note in the appendix);
+    stride-1 transposed conv there; with 256 a step cost 2.5 times the recipe's, with
+    128 1.6 times: benchmarks/dcgan_levers_step.py);
   * a stride-1 3×3 conv at 7×7 in D, after the conv that makes the 7×7 maps;
   * 5×5 kernels in G's transposed convs and D's convs (stride 2, padding 2);
   * BN in D on real and fake batches apart, with the batch spread in groups of 4;
