@@ -11,20 +11,22 @@ so the script can be stopped and started again.
     OPENBLAS_NUM_THREADS=1 nice -n 10 python experiments/dcgan_levers.py --matched   # second pass
 
 --matched: a second pass at the same training time. Each lever whose 10-epoch row has a
-lower FD than the recipe's but dearer epochs (by more than 5 %) trains again for the epochs that fit
-in the recipe's 10-epoch time, round(10 × the recipe's seconds per epoch / its own),
-with the decay in its last third as ever; its row has that number in "epochs".
+lower FD than the recipe's but a dearer step (by more than 5 %, as timed side by side by
+benchmarks/dcgan_levers_step.py: the seconds per epoch of the rows depend on what else
+the machine was running) trains again for round(10 / that ratio) epochs, with the decay
+in its last third as ever; its row has that number in "epochs".
 
 Levers, after the anchors they come from:
   * G wider where it is cheap: 128 channels out of the Linear at 7×7, then a stride-1 3×3
     conv down to the recipe's 32 (TensorFlow's MNIST DCGAN tutorial: 256 at 7×7 and a
-    stride-1 transposed conv there; with 256 a step cost 2.5 times the recipe's, with
-    128 1.6 times: benchmarks/dcgan_levers_step.py);
+    stride-1 transposed conv there; with 256 a step cost about 2.6 times the recipe's,
+    with 128 about 1.7 times: benchmarks/dcgan_levers_step.py);
   * a stride-1 3×3 conv at 7×7 in D, after the conv that makes the 7×7 maps;
   * 5×5 kernels in G's transposed convs and D's convs (stride 2, padding 2);
   * BN in D on real and fake batches apart, with the batch spread in groups of 4;
   * hinge loss with spectral normalisation of D's weights (Miyato et al. 2018);
-  * two time scales (Heusel et al. 2017): G's rate a quarter of D's, 5e-4 against 2e-3;
+  * two time scales (Heusel et al. 2017): G's rate a quarter of D's, 5e-4 against 2e-3
+    (as the TTUR paper's DCGAN runs), and D's twice G's, 4e-3 against 2e-3;
   * batches of 128.
 A lever whose config fields this commit does not have yet is skipped with a message.
 """
@@ -45,6 +47,7 @@ from npgan import book_config, build, load_mnist, metrics, train
 from npgan.files import atomic_write
 
 OUT = Path(__file__).with_name("dcgan_levers.csv")
+STEP_COSTS = Path(__file__).resolve().parents[1] / "benchmarks" / "dcgan_levers_step.csv"   # the step, timed side by side
 TRAIN = slice(0, 50_000)   # metrics.VALIDATION (train[50000:60000]) is held out
 EPOCHS = 10
 SEED = 0
@@ -59,6 +62,8 @@ LEVERS = {
     "D stride-1 3x3 conv at 7x7": {"d_stride1_conv": True},
     "5x5 kernels": {"kernel_size": 5},
     "hinge loss + spectral norm in D": {"loss": "hinge", "d_spectral_norm": True},
+    # the TTUR the other way round: D faster than the recipe, G at the recipe's rate
+    "TTUR: lr_d 4e-3, lr_g 2e-3": {"lr_d": 4e-3},
 }
 COLUMNS = ("lever", "changes", "seed", "epochs", "fd", "fd_floor", "fd_ratio", "max_share",
            "min_share", "train_seconds", "seconds_per_epoch", "date", "commit")
@@ -87,12 +92,13 @@ def done_runs():
 def matched_plan():
     """(lever, epochs) of the second pass: the dearer levers at the recipe's training time."""
     rows = {r["lever"]: r for r in read_rows() if int(r["epochs"]) == EPOCHS}
-    if "book recipe" not in rows:
+    if "book recipe" not in rows or not STEP_COSTS.exists():
         return []
-    per_epoch = {lever: float(r["seconds_per_epoch"]) for lever, r in rows.items()}
-    base, base_fd = per_epoch["book recipe"], float(rows["book recipe"]["fd"])
-    return [(lever, max(1, round(EPOCHS * base / per_epoch[lever]))) for lever in LEVERS
-            if lever in rows and per_epoch[lever] > 1.05 * base and float(rows[lever]["fd"]) < base_fd]
+    with open(STEP_COSTS, encoding="utf-8") as f:
+        cost = {r["lever"]: float(r["vs_recipe"]) for r in csv.DictReader(f)}
+    base_fd = float(rows["book recipe"]["fd"])
+    return [(lever, max(1, round(EPOCHS / cost[lever]))) for lever in LEVERS
+            if lever in rows and lever in cost and cost[lever] > 1.05 and float(rows[lever]["fd"]) < base_fd]
 
 
 def append_row(row):
