@@ -20,7 +20,7 @@ Levers, after the anchors they come from:
   * G wider where it is cheap: 128 channels out of the Linear at 7×7, then a stride-1 3×3
     conv down to the recipe's 32 (TensorFlow's MNIST DCGAN tutorial: 256 at 7×7 and a
     stride-1 transposed conv there; with 256 a step cost about 2.6 times the recipe's,
-    with 128 about 1.7 times: benchmarks/dcgan_levers_step.py);
+    with 128 about 1.7 times: benchmarks/dcgan_levers_step.py; 64 and 256 trained last);
   * a stride-1 3×3 conv at 7×7 in D, after the conv that makes the 7×7 maps;
   * 5×5 kernels in G's transposed convs and D's convs (stride 2, padding 2);
   * BN in D on real and fake batches apart, with the batch spread in groups of 4;
@@ -64,6 +64,9 @@ LEVERS = {
     "hinge loss + spectral norm in D": {"loss": "hinge", "d_spectral_norm": True},
     # the TTUR the other way round: D faster than the recipe, G at the recipe's rate
     "TTUR: lr_d 4e-3, lr_g 2e-3": {"lr_d": 4e-3},
+    # G's 7×7 maps narrower and as wide as TensorFlow's (after the 128 maps had helped)
+    "G 64 channels at 7x7 + stride-1 3x3 conv": {"g_linear_channels": 64},
+    "G 256 channels at 7x7 + stride-1 3x3 conv": {"g_linear_channels": 256},
 }
 COLUMNS = ("lever", "changes", "seed", "epochs", "fd", "fd_floor", "fd_ratio", "max_share",
            "min_share", "train_seconds", "seconds_per_epoch", "date", "commit")
