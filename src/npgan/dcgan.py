@@ -296,6 +296,8 @@ def book_recipe():
       On the same board: a hidden Linear of 256 in D 18.2, G's ×2 steps as nearest ×2 and
       a 3×3 conv 19.3, D of twice the widths (32/64/128) 20.9, the last two each a step
       about 1.5 times as dear.
+    * Other implementations' levers (wider 7×7 maps in G, 5×5 kernels, hinge loss with
+      spectral norm, TTUR, …), each alone for 10 epochs: experiments/dcgan_levers.csv.
     """
     return DCGANConfig(g_channels=(32, 16), d_channels=(16, 32, 64), d_batch_norm=False,
                        d_dropout=0.3, lr_d=2e-3, lr_g=2e-3, lr_decay=1 / 3)
