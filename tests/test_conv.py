@@ -73,6 +73,55 @@ def test_conv_matches_torch(gc, name, shape):
     assert max(errors.values()) < 1e-12, errors
 
 
+# (batch, c_in, height, width, c_out, kernel, stride, padding, output_padding)
+OUTPUT_PADDING_SHAPES = [
+    (2, 3, 7, 7, 2, 5, 2, 2, 1),   # the DCGAN's 5×5 kernels: 7 → 14 (13 without output padding)
+    (2, 2, 5, 4, 3, 3, 3, 0, 2),   # output padding beyond the padding: rows of bias alone
+]
+
+
+@pytest.mark.parametrize("shape", OUTPUT_PADDING_SHAPES, ids=str)
+@pytest.mark.parametrize("batch_last", [False, True])
+def test_transposed_conv_output_padding_matches_finite_differences_and_torch(gc, shape, batch_last):
+    B, C, H, W, Co, k, s, p, q = shape
+    rng = np.random.default_rng(5)
+    layer = ConvTranspose2d(C, Co, k, s, p, rng=rng, dtype=np.float64, batch_last=batch_last,
+                            output_padding=q)
+    layer.b[...] = rng.normal(0, 0.5, Co)
+    x = rng.normal(size=(B, C, H, W))
+    as_layout = (lambda a: np.ascontiguousarray(a.transpose(1, 2, 3, 0))) if batch_last else np.array
+    from_layout = (lambda a: a.transpose(3, 0, 1, 2)) if batch_last else np.array
+    y = from_layout(layer.forward(as_layout(x))).copy()
+    assert y.shape == (B, Co, (H - 1) * s - 2 * p + k + q, (W - 1) * s - 2 * p + k + q)
+    g = rng.normal(size=y.shape)
+
+    def loss():
+        return float(np.sum(from_layout(layer.forward(as_layout(x))) * g))
+
+    loss()
+    dx = from_layout(layer.backward(as_layout(g))).copy()
+    dW, db = layer.dW.copy(), layer.db.copy()
+    fd = {"x": gc.rel_error(dx, gc.fd_gradient(loss, x)), "W": gc.rel_error(dW, gc.fd_gradient(loss, layer.W)),
+          "b": gc.rel_error(db, gc.fd_gradient(loss, layer.b))}
+    for what, err in fd.items():
+        gc.measured(f"FD ConvTranspose2d output_padding d{what}", err)
+    assert max(fd.values()) < 1e-7, fd
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed")
+    xt, Wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, layer.W.copy(), layer.b.copy()))
+    yt = torch.nn.functional.conv_transpose2d(xt, Wt, bt, stride=s, padding=p, output_padding=q)
+    yt.backward(torch.tensor(g))
+    errors = {"y": gc.rel_error(y, yt.detach().numpy()), "x": gc.rel_error(dx, xt.grad.numpy()),
+              "W": gc.rel_error(dW, Wt.grad.numpy()), "b": gc.rel_error(db, bt.grad.numpy())}
+    for what, err in errors.items():
+        gc.measured(f"torch ConvTranspose2d output_padding {what if what == 'y' else 'd' + what}", err)
+    assert max(errors.values()) < 1e-12, errors
+
+
+def test_transposed_conv_refuses_output_padding_of_a_whole_stride():
+    with pytest.raises(ValueError, match="output_padding must be in"):
+        ConvTranspose2d(2, 3, 5, 2, 2, output_padding=2)
+
+
 def test_input_gradient_skipped_on_request():
     layer, x, rng = make_layer("Conv2d", CONV_SHAPES[0])
     g = rng.normal(size=layer.forward(x).shape)

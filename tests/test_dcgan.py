@@ -3,6 +3,8 @@
 written here layer by layer with torch.nn.functional; evaluation-mode
 generation with BatchNorm's running statistics; checkpoints."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -11,6 +13,7 @@ from npgan.batchnorm import BatchNorm
 from npgan.conv import Conv2d, ConvTranspose2d, Flatten, Reshape, Upsample
 from npgan.batchstd import MinibatchStd
 from npgan.layers import Dropout, LeakyReLU, Linear, ReLU, Tanh
+from npgan.spectral import SpectralNorm
 
 B = 3
 
@@ -123,10 +126,11 @@ def torch_params(net, theta, torch):
     return out
 
 
-def torch_forward(net, params, x, torch, train=True, groups=1):
+def torch_forward(net, params, x, torch, train=True, groups=1, sn_state=None):
     """The same network in torch.nn.functional, layer by layer. ``groups``: D's
     batch normalised in that many equal parts, each on its own (separate batches).
-    Dropout applies the mask npgan drew for a batch of this size."""
+    Dropout applies the mask npgan drew for a batch of this size. ``sn_state``:
+    {id(layer): (u, v)} of the spectral-norm layers, moved one power step here."""
     F = torch.nn.functional
     for layer, p in zip(net.layers, params):
         if isinstance(layer, Dropout):
@@ -141,12 +145,25 @@ def torch_forward(net, params, x, torch, train=True, groups=1):
             x = x.reshape(x.shape[0], -1)
         elif isinstance(layer, Reshape):
             x = x.reshape(x.shape[0], *layer.shape)
+        elif isinstance(layer, SpectralNorm):   # spectral.py: u, v moved one power step, then W/σ
+            u, v = (torch.from_numpy(a) for a in sn_state[id(layer)])
+            with torch.no_grad():
+                M = (p[0].T if isinstance(layer.layer, Linear) else p[0].reshape(p[0].shape[0], -1))
+                u = F.normalize(M @ v, dim=0, eps=1e-12)
+                v = F.normalize(M.T @ u, dim=0, eps=1e-12)
+            sn_state[id(layer)] = (u.numpy(), v.numpy())
+            W = p[0] / torch.dot(u, (p[0].T if isinstance(layer.layer, Linear)
+                                     else p[0].reshape(p[0].shape[0], -1)) @ v)
+            inner = layer.layer
+            x = (x @ W + p[1] if isinstance(inner, Linear)
+                 else F.conv2d(x, W, p[1], stride=inner.stride, padding=inner.padding))
         elif isinstance(layer, Conv2d):
             x = F.conv2d(x, p[0], p[1], stride=layer.stride, padding=layer.padding)
         elif isinstance(layer, Upsample):
             x = F.interpolate(x, scale_factor=layer.factor, mode="nearest")
         elif isinstance(layer, ConvTranspose2d):
-            x = F.conv_transpose2d(x, p[0], p[1], stride=layer.stride, padding=layer.padding)
+            x = F.conv_transpose2d(x, p[0], p[1], stride=layer.stride, padding=layer.padding,
+                                   output_padding=layer.output_padding)
         elif isinstance(layer, BatchNorm):
             if train:
                 x = torch.cat([F.batch_norm(part, None, None, p[0], p[1], training=True, eps=layer.eps)
@@ -180,12 +197,21 @@ TORCH_CASES = {**CASES, "resize-conv G, no BN in D, dropout": dict(
     "three convs in D, dropout": dict(d_channels=(4, 6, 8), d_batch_norm=False, d_dropout=0.3),
     "hidden Linear in D, dropout": dict(d_channels=(4, 6, 8), d_fc=(7,), d_batch_norm=False,
                                         d_dropout=0.3),
-    "book recipe": {k: v for k, v in vars(book_config("dcgan")).items() if k != "batch_size"}}
+    "book recipe": {k: v for k, v in vars(book_config("dcgan")).items() if k != "batch_size"},
+    # the appendix's levers (each on the book's recipe there)
+    "5x5 kernels, three convs in D": dict(kernel_size=5, d_channels=(4, 6, 8)),
+    "wide 7x7 maps out of G's Linear": dict(g_linear_channels=6, d_channels=(4, 6, 8)),
+    "stride-1 conv at 7x7 in D, dropout": dict(d_stride1_conv=True, d_channels=(4, 6, 8), d_dropout=0.3),
+    "hinge loss, spectral norm in D, dropout": dict(loss="hinge", d_spectral_norm=True, d_channels=(4, 6, 8),
+                                                    d_fc=(7,), d_batch_norm=False, d_dropout=0.3)}
 
 
 @pytest.mark.parametrize("case", ["BN separate", "BN mixed", "resize-conv G, no BN in D, dropout",
                                   "batch std 4, dropout", "three convs in D, dropout",
-                                  "hidden Linear in D, dropout", "book recipe"])
+                                  "hidden Linear in D, dropout", "book recipe",
+                                  "5x5 kernels, three convs in D", "wide 7x7 maps out of G's Linear",
+                                  "stride-1 conv at 7x7 in D, dropout",
+                                  "hinge loss, spectral norm in D, dropout"])
 def test_dcgan_train_step_matches_torch(gc, case):
     torch = pytest.importorskip("torch", reason="PyTorch is not installed")
     F = torch.nn.functional
@@ -195,23 +221,38 @@ def test_dcgan_train_step_matches_torch(gc, case):
     rng = np.random.default_rng(2)
     model.train_step(rng.uniform(-1, 1, (n, 784)))
     x_real = rng.uniform(-1, 1, (n, 784))
+    sn_layers = [layer for layer in model.D.layers if isinstance(layer, SpectralNorm)]
+    sn_state = {id(layer): (layer.u.copy(), layer.v.copy()) for layer in sn_layers}   # before the step
     rec = gc.record_train_step(model, x_real)
     groups = 2 if cfg.d_bn_batches == "separate" else 1
+    if cfg.loss == "hinge":
+        def d_loss(scores):   # Miyato et al.'s hinge loss, written again in torch
+            return F.relu(1 - scores[:n]).mean() + F.relu(1 + scores[n:]).mean()
+
+        def g_loss(scores):
+            return -scores.mean()
+    else:
+        def d_loss(scores):
+            targets = torch.cat([torch.full((n, 1), cfg.real_label, dtype=torch.float64),
+                                 torch.zeros(n, 1, dtype=torch.float64)])
+            return F.binary_cross_entropy_with_logits(scores, targets)
+
+        def g_loss(scores):
+            return F.binary_cross_entropy_with_logits(scores, torch.ones(n, 1, dtype=torch.float64))
 
     pg = torch_params(model.G, rec["thG0"], torch)
     fake = torch_forward(model.G, pg, torch.from_numpy(rec["g_in"]), torch)
     np.testing.assert_allclose(rec["d_in"][n:], fake.detach().numpy(), rtol=0, atol=1e-12)
     pd = torch_params(model.D, rec["thD0"], torch)
     d_in = torch.cat([torch.from_numpy(x_real), fake.detach()])
-    targets = torch.cat([torch.full((n, 1), cfg.real_label, dtype=torch.float64),
-                         torch.zeros(n, 1, dtype=torch.float64)])
-    loss_d = F.binary_cross_entropy_with_logits(torch_forward(model.D, pd, d_in, torch,
-                                                              groups=groups), targets)
+    loss_d = d_loss(torch_forward(model.D, pd, d_in, torch, groups=groups, sn_state=sn_state))
     loss_d.backward()
     pd1 = torch_params(model.D, rec["thD1"], torch)
-    loss_g = F.binary_cross_entropy_with_logits(torch_forward(model.D, pd1, fake, torch),
-                                                torch.ones(n, 1, dtype=torch.float64))
+    loss_g = g_loss(torch_forward(model.D, pd1, fake, torch, sn_state=sn_state))
     loss_g.backward()
+    for layer in sn_layers:   # u and v after the D step's and the G step's power steps
+        np.testing.assert_allclose(layer.u, sn_state[id(layer)][0], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(layer.v, sn_state[id(layer)][1], rtol=0, atol=1e-12)
     assert rec["losses"][0] == pytest.approx(loss_d.item(), rel=1e-12)
     assert rec["losses"][1] == pytest.approx(loss_g.item(), rel=1e-12)
     err_d = gc.rel_error(rec["gD"], flat_grad(pd, torch))
@@ -271,7 +312,21 @@ def test_bad_configs_are_refused():
         DCGAN(DCGANConfig(n_classes=10))
     with pytest.raises(ValueError, match="d_batch_std must be"):
         DCGAN(DCGANConfig(d_batch_std=5))   # does not divide the batch of 64
+    with pytest.raises(ValueError, match=r"kernel_size must be a whole number in \[4, 5\], got 3"):
+        DCGANConfig(kernel_size=3)
+    with pytest.raises(ValueError, match="g_linear_channels"):
+        DCGANConfig(g_linear_channels=-1)
+    with pytest.raises(TypeError, match="d_stride1_conv must be True or False"):
+        DCGANConfig(d_stride1_conv=1)
+    with pytest.raises(TypeError, match="d_spectral_norm must be True or False"):
+        DCGANConfig(d_spectral_norm="yes")
+    with pytest.raises(ValueError, match="loss must be one of 'bce', 'hinge'"):
+        DCGANConfig(loss="wasserstein")
     assert DCGANConfig.from_json(DCGANConfig().to_json()) == DCGANConfig()
+    # a config file from before the levers' fields reads as the recipe it was
+    old = {k: v for k, v in json.loads(book_config("dcgan").to_json()).items()
+           if k not in ("kernel_size", "g_linear_channels", "d_stride1_conv", "d_spectral_norm", "loss")}
+    assert DCGANConfig.from_json(json.dumps(old)) == book_config("dcgan")
 
 
 # ---------------------------------------------------------------- command line
@@ -322,7 +377,11 @@ def test_fashion_evaluator_is_cached_apart():
                                       dict(g_channels=(8, 4), d_channels=(4, 8), d_batch_norm=False),
                                       dict(d_batch_std=4), dict(d_channels=(8, 16, 32)),
                                       dict(d_channels=(8, 16, 32), d_batch_norm=False, d_batch_std=4),
-                                      dict(d_channels=(8, 16, 32), d_fc=(32, 16), d_batch_std=4)])
+                                      dict(d_channels=(8, 16, 32), d_fc=(32, 16), d_batch_std=4),
+                                      dict(kernel_size=5, d_channels=(8, 16, 32, 64), d_batch_std=4),
+                                      dict(g_linear_channels=48, d_stride1_conv=True),
+                                      dict(g_linear_channels=48, batch_norm=False, d_stride1_conv=True,
+                                           d_batch_norm=False, d_spectral_norm=True, d_fc=(16,))])
 def test_weight_count_from_the_config_matches_the_networks(settings):
     """DCGANConfig.num_parameters (what the MAX_PARAMETERS check uses) counts the
     conv networks themselves (it had counted an MLP with no hidden layers)."""

@@ -1,9 +1,10 @@
-"""Binary cross-entropy on logits: the closed form, its gradient, and the limits."""
+"""Binary cross-entropy on logits: the closed form, its gradient, and the limits;
+the hinge losses of D and G (Miyato et al. 2018)."""
 
 import numpy as np
 import pytest
 
-from npgan.losses import bce_with_logits, sigmoid
+from npgan.losses import bce_with_logits, hinge_d_loss, hinge_g_loss, sigmoid
 
 
 def closed_form(z, y):
@@ -69,3 +70,23 @@ def test_sigmoid_never_overflows():
         s = sigmoid(z)
     np.testing.assert_allclose(s, [0.0, 0.0, 0.5, 1.0, 1.0], atol=1e-7)
     np.testing.assert_allclose(sigmoid(np.array([2.0])), 1 / (1 + np.exp(-2.0)), rtol=1e-14)
+
+
+def test_hinge_losses_match_their_formulas_and_finite_differences(gc):
+    rng = np.random.default_rng(3)
+    # scores away from the kinks at ±1 (finite differences need a smooth neighbourhood)
+    z = rng.choice([-1, 1], size=(10, 1)) * rng.uniform(1.2, 3, (10, 1)) + rng.uniform(-0.7, 0.7, (10, 1))
+    real, fake = z[:4], z[4:]   # 4 real rows, 6 fakes: the two means have their own sizes
+    loss, grad, prob = hinge_d_loss(z, 4)
+    assert loss == pytest.approx(np.maximum(1 - real, 0).mean() + np.maximum(1 + fake, 0).mean(), rel=1e-12)
+    np.testing.assert_allclose(prob, sigmoid(z))
+    err_d = gc.rel_error(grad, gc.fd_gradient(lambda: hinge_d_loss(z, 4)[0], z))
+    loss_g, grad_g, _ = hinge_g_loss(fake)
+    assert loss_g == pytest.approx(-fake.mean(), rel=1e-12)
+    err_g = gc.rel_error(grad_g, gc.fd_gradient(lambda: hinge_g_loss(fake)[0], fake))
+    gc.measured("FD hinge_d_loss dz", err_d)
+    gc.measured("FD hinge_g_loss dz", err_g)
+    assert err_d < 1e-8 and err_g < 1e-8
+    # rows beyond their margin (reals above 1, fakes below −1) give no gradient
+    assert np.all((grad[:4] == 0) == (real >= 1)) and np.all((grad[4:] == 0) == (fake <= -1))
+    assert grad.dtype == z.dtype and hinge_d_loss(z.astype(np.float32), 4)[1].dtype == np.float32

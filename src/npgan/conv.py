@@ -191,18 +191,25 @@ class ConvTranspose2d(MapLayer):
     stamps a k×k copy of the kernel, scaled by its value, onto the output at
     stride s; overlapping stamps add up; p rows/columns are cropped off each border.
 
-    Ho = (H − 1)·s − 2p + k   (7 → 14 for k = 4, s = 2, p = 1).
-    Forward:  y = crop(col2im(Wᵀ X)) + bias, X the input as a (C_in, H·W·B) matrix.
-    Backward: with cols = im2col(pad(G)):  dL/dW = X colsᵀ,  dL/dx = W cols.
+    Ho = (H − 1)·s − 2p + k + q   (7 → 14 for k = 4, s = 2, p = 1, q = 0).
+    ``output_padding`` q (< s) adds q rows and columns at the bottom and the right,
+    as PyTorch's: a 5×5 kernel with s = 2, p = 2 gives 7 → 13, and 14 with q = 1.
+    Forward:  y = crop(col2im(Wᵀ X)) + bias, X the input as a (C_in, H·W·B) matrix,
+              cropped p from the top and left, p − q from the bottom and right.
+    Backward: with cols = im2col(pad(G)), G placed where it was cropped out:
+              dL/dW = X colsᵀ,  dL/dx = W cols.
     """
 
     params = ("W", "b")
 
     def __init__(self, c_in, c_out, k, stride=1, padding=0, rng=None, gain=np.sqrt(2.0),
-                 dtype=np.float32, batch_last=False):
+                 dtype=np.float32, batch_last=False, output_padding=0):
         super().__init__(batch_last)
+        if not 0 <= output_padding < max(stride, 1):
+            raise ValueError(f"ConvTranspose2d: output_padding must be in [0, stride) = [0, {stride}), "
+                             f"got {output_padding}")
         rng = rng if rng is not None else np.random.default_rng(0)
-        self.k, self.stride, self.padding = k, stride, padding
+        self.k, self.stride, self.padding, self.output_padding = k, stride, padding, output_padding
         # fan-in of an output pixel: each sees about c_in·k²/s² input terms
         self.W = _kernel_init(rng, (c_in, c_out, k, k), c_in * k * k / stride**2, gain, dtype)
         self.b = np.zeros(c_out, dtype=dtype)
@@ -212,7 +219,8 @@ class ConvTranspose2d(MapLayer):
     def forward(self, x, train=True):
         C, H, W, B = self.chwb_shape = self._maps_shape(x)
         k, s, p, F = self.k, self.stride, self.padding, self.W.shape[1]
-        Hf, Wf = self.full_hw = (H - 1) * s + k, (W - 1) * s + k     # before cropping the padding
+        q = self.output_padding   # q more rows and columns below and right, zero before the bias
+        Hf, Wf = self.full_hw = (H - 1) * s + k + q, (W - 1) * s + k + q   # before cropping the padding
         dt = self.W.dtype
         # kept for dL/dW (batch-last: x itself, which the layer before does not
         # overwrite within a step)

@@ -7,6 +7,13 @@
          LeakyReLU 0.2), the book's D, → Conv 4×4 s2 → D4×1×1 (…)] → Linear → logit
        (d_fc: hidden Linear layers with LeakyReLU before that last Linear; off in the book)
 
+Options the appendix's lever board tried, all off in the book: kernel_size 5 (5×5
+kernels, padding 2; G's transposed convs add output_padding 1 to reach 14 and 28);
+g_linear_channels (G's Linear gives that many 7×7 maps, and a stride-1 3×3 conv
+takes them down to C1); d_stride1_conv (a 3×3 stride-1 conv after D's conv that
+makes the 7×7 maps); d_spectral_norm (every conv and Linear of D divided by its
+spectral norm, spectral.py); loss "hinge" (losses.hinge_d_loss, hinge_g_loss).
+
 At the interface everything is as in the MLP GAN: images are flat (B, 784)
 rows in [−1, 1], G and D are ``layers.Sequential`` networks (a Reshape inside D
 and a Flatten at the end of G), and GAN.train_step runs unchanged. So
@@ -20,9 +27,11 @@ import numpy as np
 from . import checks, models
 from .batchstd import MinibatchStd
 from .batchnorm import BatchNorm, set_batch_groups
-from .conv import Conv2d, ConvTranspose2d, Flatten, Reshape, Upsample
+from .conv import Conv2d, ConvTranspose2d, Flatten, Reshape, Upsample, conv_out_size
 from .gan import GAN, GANConfig
 from .layers import Dropout, LeakyReLU, Linear, ReLU, Sequential, Tanh
+from .losses import hinge_d_loss, hinge_g_loss
+from .spectral import SpectralNorm
 
 
 @dataclass
@@ -36,6 +45,10 @@ class ConvNets(GANConfig):
     batch_norm: bool = True         # BN in G (after the Linear and the first ConvT)
     d_batch_norm: bool = True       # BN in D (after every conv but the first)
     g_upsample: str = "transposed"  # G's ×2 steps: 4×4 ConvT stride 2, or "resize" (nearest ×2, 3×3 conv)
+    kernel_size: int = 4            # G's ConvT and D's convs: 4×4 (padding 1) or 5×5 (padding 2)
+    g_linear_channels: int = 0      # G's Linear gives this many 7×7 maps, a 3×3 conv then C1; 0: C1 itself
+    d_stride1_conv: bool = False    # a 3×3 stride-1 conv after the conv that makes D's 7×7 maps
+    d_spectral_norm: bool = False   # D's convs and Linears divided by their spectral norm (spectral.py)
 
     def validate_conv_nets(self):
         checks.sizes(self, "g_channels")
@@ -47,6 +60,10 @@ class ConvNets(GANConfig):
         checks.flag(self, "batch_norm")
         checks.flag(self, "d_batch_norm")
         checks.one_of(self, "g_upsample", ("transposed", "resize"))
+        checks.whole_number(self, "kernel_size", 4, 5)
+        checks.whole_number(self, "g_linear_channels", 0)
+        checks.flag(self, "d_stride1_conv")
+        checks.flag(self, "d_spectral_norm")
 
 
 @dataclass
@@ -60,6 +77,7 @@ class DCGANConfig(ConvNets):
     d_dropout: float = 0.0          # dropout after each of D's LeakyReLUs (0: none, as DCGAN)
     ema_decay: float = 0.0          # samples from G itself: the book's DCGAN was measured so
     d_batch_std: int = 0            # D's last Linear also reads its batch's spread (batchstd.py); 0: off
+    loss: str = "bce"               # "bce" (eq-dloss, eq-gloss) or "hinge" (Miyato et al. 2018)
     g_hidden: tuple = ()
     d_hidden: tuple = ()
 
@@ -67,29 +85,47 @@ class DCGANConfig(ConvNets):
         checks.one_of(self, "dataset", ("mnist", "fashion"))
         self.validate_conv_nets()
         checks.one_of(self, "d_bn_batches", ("separate", "mixed"))
+        checks.one_of(self, "loss", ("bce", "hinge"))
         return super().validate()   # which counts the weights (num_parameters)
 
     def num_parameters(self):
         return conv_parameters(self, self.latent_dim, 1)
 
 
+def d_padding(cfg):
+    """Padding of D's stride-2 convs and G's ConvTs: 1 for 4×4 kernels, 2 for 5×5."""
+    return (cfg.kernel_size - 1) // 2
+
+
+def d_map_sizes(cfg):
+    """Sizes of D's maps after each stride-2 conv: 14, 7, 3, 1 (5×5 kernels: 14, 7, 4, 2)."""
+    sizes = [28]
+    for _ in cfg.d_channels:
+        sizes.append(conv_out_size(sizes[-1], cfg.kernel_size, 2, d_padding(cfg)))
+    return sizes[1:]
+
+
 def d_linear_inputs(cfg):
     """Input sizes of D's Linear layers (the hidden ones of d_fc, then the last): first
-    the flattened last maps (7×7, 3×3 or 1×1 per channel, + 1 for the batch spread)."""
+    the flattened last maps (per channel, + 1 for the batch spread)."""
     d = cfg.d_channels
-    return (d[-1] * (28 >> len(d)) ** 2 + (1 if cfg.d_batch_std else 0), *cfg.d_fc)
+    return (d[-1] * d_map_sizes(cfg)[-1] ** 2 + (1 if cfg.d_batch_std else 0), *cfg.d_fc)
 
 
 def conv_parameters(cfg, n_in, n_out):
     """Weights and biases of the G and D below, from cfg's widths alone: G reads
     n_in numbers, D's last Linear has n_out outputs (InfoGAN's conv nets use it too)."""
     (g1, g2), d = cfg.g_channels, cfg.d_channels
-    g_bn = 2 * (g1 + g2) if cfg.batch_norm else 0          # γ and β per channel
-    d_bn = 2 * sum(d[1:]) if cfg.d_batch_norm else 0        # after every conv of D but the first
-    k = 9 if cfg.g_upsample == "resize" else 16             # G's 3×3 or 4×4 kernels
-    d_convs = 17 * d[0] + sum(16 * a * b + b for a, b in zip(d, d[1:]))
+    g0 = cfg.g_linear_channels or g1                        # G's maps out of its Linear
+    g_extra = 9 * g0 * g1 + g1 if cfg.g_linear_channels else 0   # its 3×3 conv down to g1
+    g_bn = 2 * (g1 + g2 + (g0 if g_extra else 0)) if cfg.batch_norm else 0   # γ and β per channel
+    d_extra = 9 * d[1] * d[1] + d[1] if cfg.d_stride1_conv else 0            # 3×3 at 7×7
+    d_bn = 2 * (sum(d[1:]) + (d[1] if d_extra else 0)) if cfg.d_batch_norm else 0   # all but the first conv
+    kk = cfg.kernel_size ** 2
+    k = 9 if cfg.g_upsample == "resize" else kk             # G's 3×3, or its ConvT kernels
+    d_convs = (kk + 1) * d[0] + sum(kk * a * b + b for a, b in zip(d, d[1:])) + d_extra
     fc = (*d_linear_inputs(cfg), n_out)                     # the Linear layers' sizes
-    return ((n_in + 1) * g1 * 49 + k * g1 * g2 + g2 + k * g2 + 1 + g_bn
+    return ((n_in + 1) * g0 * 49 + g_extra + k * g1 * g2 + g2 + k * g2 + 1 + g_bn
             + d_convs + d_bn + sum((a + 1) * b for a, b in zip(fc, fc[1:])))
 
 
@@ -106,10 +142,16 @@ def build_generator(cfg, rng, dtype, n_in=None, batch_last=True):
     def up(c_in, c_out, gain=np.sqrt(2.0)):   # 7 → 14 → 28
         if cfg.g_upsample == "resize":   # against checkerboard artefacts (21.6.2)
             return [Upsample(2, **last), Conv2d(c_in, c_out, 3, 1, 1, rng, gain, dtype, **last)]
-        return [ConvTranspose2d(c_in, c_out, 4, 2, 1, rng, gain, dtype, **last)]
+        k, p = cfg.kernel_size, d_padding(cfg)   # 5×5: 7 → 13 without output padding 1
+        return [ConvTranspose2d(c_in, c_out, k, 2, p, rng, gain, dtype, **last,
+                                output_padding=2 + 2 * p - k)]
 
-    layers = [Linear(n_in, c1 * 7 * 7, rng, "he", dtype=dtype), Reshape(c1, 7, 7, **last)]
-    layers += [BatchNorm(c1, dtype=dtype, **last)] if bn else []
+    c0 = cfg.g_linear_channels or c1
+    layers = [Linear(n_in, c0 * 7 * 7, rng, "he", dtype=dtype), Reshape(c0, 7, 7, **last)]
+    layers += [BatchNorm(c0, dtype=dtype, **last)] if bn else []
+    if cfg.g_linear_channels:   # the wide 7×7 maps, cheap in a Linear, brought down to c1
+        layers += [ReLU(), Conv2d(c0, c1, 3, 1, 1, rng, np.sqrt(2.0), dtype, **last)]
+        layers += [BatchNorm(c1, dtype=dtype, **last)] if bn else []
     layers += [ReLU(), *up(c1, c2)]
     layers += [BatchNorm(c2, dtype=dtype, **last)] if bn else []
     layers += [ReLU(), *up(c2, 1, gain=1.0), Tanh(), Flatten(**last)]
@@ -126,22 +168,30 @@ def build_discriminator(cfg, rng, dtype, n_out=1, batch_last=True):
     def dropout():   # after each LeakyReLU, if asked for (the MLP GAN's D needed it)
         return [Dropout(cfg.d_dropout, rng)] if cfg.d_dropout > 0 else []
 
+    def normed(layer):   # W/σ(W) if asked for; its u drawn after the layer's weights
+        return SpectralNorm(layer, rng) if cfg.d_spectral_norm else layer
+
+    def conv(c_in, c_out, k, stride, pad, i):   # conv (BN) LeakyReLU (dropout)
+        layers = [normed(Conv2d(c_in, c_out, k, stride, pad, rng, gain, dtype, **last))]
+        layers += [BatchNorm(c_out, dtype=dtype, **last)] if cfg.d_batch_norm and i > 0 else []
+        return layers + [LeakyReLU(slope), *dropout()]
+
     # 28 → 14 → 7 (→ 3 → 1 with a third and a fourth width): each 4×4 stride-2 conv
     # widens what one unit sees, 4 → 10 → 22 → 46 pixels (the image is 28)
-    layers, c_in, size = [Reshape(1, 28, 28, **last)], 1, 28
+    layers, c_in = [Reshape(1, 28, 28, **last)], 1
     for i, c_out in enumerate(cfg.d_channels):
-        layers.append(Conv2d(c_in, c_out, 4, 2, 1, rng, gain, dtype, **last))
-        layers += [BatchNorm(c_out, dtype=dtype, **last)] if cfg.d_batch_norm and i > 0 else []
-        layers += [LeakyReLU(slope), *dropout()]
-        c_in, size = c_out, size // 2
+        layers += conv(c_in, c_out, cfg.kernel_size, 2, d_padding(cfg), i)
+        if i == 1 and cfg.d_stride1_conv:   # one more look at the 7×7 maps, 3×3 at stride 1
+            layers += conv(c_out, c_out, 3, 1, 1, i)
+        c_in = c_out
     # the batch's spread (batchstd.py) as one more input of the last Linear, if asked for
     spread = [MinibatchStd(cfg.d_batch_std)] if cfg.d_batch_std else []
     layers += [Flatten(**last), *spread]
-    n = c_in * size * size + len(spread)
+    n = d_linear_inputs(cfg)[0]
     for width in cfg.d_fc:   # hidden Linear layers that see all of the last maps at once
-        layers += [Linear(n, width, rng, "he", gain, dtype), LeakyReLU(slope), *dropout()]
+        layers += [normed(Linear(n, width, rng, "he", gain, dtype)), LeakyReLU(slope), *dropout()]
         n = width
-    return Sequential(layers + [Linear(n, n_out, rng, "xavier", dtype=dtype)])
+    return Sequential(layers + [normed(Linear(n, n_out, rng, "xavier", dtype=dtype))])
 
 
 class DCGAN(GAN):
@@ -191,6 +241,19 @@ class DCGAN(GAN):
         set_batch_groups(self.D, x_real.shape[0] if self.config.d_bn_batches == "separate" else None)
         return super().train_step(x_real, labels)
 
+    def d_loss(self, logits, B):
+        """GAN.d_loss, or with loss="hinge" the hinge loss of the B real rows on top
+        and the B fakes below (losses.hinge_d_loss)."""
+        if self.config.loss == "hinge":
+            return hinge_d_loss(logits, B)
+        return super().d_loss(logits, B)
+
+    def g_loss(self, logits, B):
+        """GAN.g_loss, or with loss="hinge" −mean D(G(z)) (losses.hinge_g_loss)."""
+        if self.config.loss == "hinge":
+            return hinge_g_loss(logits)
+        return super().g_loss(logits, B)
+
 
 def book_recipe():
     """The book's DCGAN (chapter 21.6), chosen from these measurements (MNIST,
@@ -233,6 +296,8 @@ def book_recipe():
       On the same board: a hidden Linear of 256 in D 18.2, G's ×2 steps as nearest ×2 and
       a 3×3 conv 19.3, D of twice the widths (32/64/128) 20.9, the last two each a step
       about 1.5 times as dear.
+    * Other implementations' levers (wider 7×7 maps in G, 5×5 kernels, hinge loss with
+      spectral norm, TTUR, …), each alone for 10 epochs: experiments/dcgan_levers.csv.
     """
     return DCGANConfig(g_channels=(32, 16), d_channels=(16, 32, 64), d_batch_norm=False,
                        d_dropout=0.3, lr_d=2e-3, lr_g=2e-3, lr_decay=1 / 3)

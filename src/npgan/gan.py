@@ -319,17 +319,26 @@ class GAN(WorkBuffers):
         B = len(x_real)
         d_in = self.real_and_fake(x_real, labels)   # (2B, 784): B real rows on top, B fakes G(z) below
         # D step, eq-dloss: real labelled real_label (0.9), fakes 0; D's own weights only
-        loss_d, grad, prob = bce_with_logits(self.d_logits(d_in), self.d_targets(B))
+        loss_d, grad, prob = self.d_loss(self.d_logits(d_in), B)
         d_real, d_fake = float(prob[:B].mean()), float(prob[B:].mean())
         self.D.backward(grad, input_grad=False)
         self.opt_d.step()
         # G step, eq-gloss: the same fakes through the UPDATED D, labelled 1
-        loss_g, grad, _ = bce_with_logits(self.d_logits(d_in[B:]), self.g_targets(B))
+        loss_g, grad, _ = self.g_loss(self.d_logits(d_in[B:]), B)
         grad_x = self.D.backward(grad, param_grads=False)   # through D; D's weights untouched
         self.G.backward(grad_x[:, :IMAGE_SIZE], input_grad=False)
         self.opt_g.step()
         self.after_g_step()
         return loss_d, loss_g, d_real, d_fake
+
+    def d_loss(self, logits, B):
+        """The D step's loss of D's 2B logits (real rows on top), eq-dloss: (loss,
+        dloss/dlogits, sigmoid(logits)). A model with another loss overrides it."""
+        return bce_with_logits(logits, self.d_targets(B))
+
+    def g_loss(self, logits, B):
+        """The G step's loss of D's B logits of the fakes, eq-gloss (as d_loss)."""
+        return bce_with_logits(logits, self.g_targets(B))
 
     def real_and_fake(self, x_real, labels=None):
         """D's input for one step, a work buffer (2B, 784 + k): the real batch on

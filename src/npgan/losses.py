@@ -101,3 +101,33 @@ def batch_cluster_entropy(logits):
     grad_mean = p * ((p * log_mean).sum(axis=1, keepdims=True) - log_mean) / n
     loss = float(h_rows.mean() - h_mean)
     return loss, (grad_rows - grad_mean).astype(logits.dtype)
+
+
+def hinge_d_loss(logits, n_real):
+    """D's hinge loss (Miyato et al. 2018; Lim & Ye 2017) on the scores of a batch
+    whose first ``n_real`` rows are real images and the rest fakes:
+
+        L_D = mean_real relu(1 − D(x)) + mean_fake relu(1 + D(G(z)))
+
+    D is pushed to score reals above 1 and fakes below −1, and no further: a row
+    already beyond its margin adds nothing. The gradient is −1/n_real on the real
+    rows with D(x) < 1, +1/n_fake on the fakes with D(G(z)) > −1, else 0.
+    Returns (loss, dloss/dlogits, sigmoid(logits)), as bce_with_logits (the last
+    only for the training log's D(x) and D(G(z)) columns).
+    """
+    real, fake = logits[:n_real], logits[n_real:]
+    n_fake = len(fake)
+    grad = np.zeros_like(logits)
+    grad[:n_real] = np.where(real < 1, -1.0 / n_real, 0.0)
+    grad[n_real:] = np.where(fake > -1, 1.0 / n_fake, 0.0)
+    loss = (np.maximum(1 - real, 0).sum(dtype=np.float64) / n_real
+            + np.maximum(1 + fake, 0).sum(dtype=np.float64) / n_fake)
+    return float(loss), grad, sigmoid(logits)
+
+
+def hinge_g_loss(logits):
+    """G's loss against a hinge-trained D: L_G = −mean D(G(z)), gradient −1/N on
+    every row. Returns (loss, dloss/dlogits, sigmoid(logits)), as hinge_d_loss."""
+    n = logits.shape[0]
+    grad = np.full_like(logits, -1.0 / n)
+    return -float(logits.sum(dtype=np.float64) / n), grad, sigmoid(logits)
