@@ -74,17 +74,19 @@ runs: $(STAMPS)/venv data
 	@$(MAKE) --no-print-directory fresh-notebook-cache
 
 # The execution cache keys a notebook by its code alone: after a run was trained again (a new
-# recipe), or the evaluator that scores the runs changed (a new version), it would go on showing
-# the old results. So it is dropped whenever the book's checkpoints or evaluators differ from
-# those of the last build (names, sizes and times, in one fingerprint).
+# recipe), the evaluator that scores the runs changed (a new version), or a committed result a
+# notebook reads changed (experiments/*.csv, benchmarks/*.csv and recorded.json), it would go on
+# showing the old results. So it is dropped whenever any of these differ from those of the last
+# build (names, sizes and times, in one fingerprint).
 RUNS_FINGERPRINT := _build/.runs-fingerprint
 fresh-notebook-cache: $(STAMPS)/venv
 	@new=$$($(PY) -c "import hashlib; from npgan.data import data_dir; from npgan.evaluator import DATASETS, evaluator_path; \
 	  files = sorted(p for p in (data_dir() / 'runs').glob('book-*/epoch_*.npz') if 'subset' not in p.parent.name); \
 	  files += [p for p in map(evaluator_path, DATASETS) if p.is_file()]; \
+	  from pathlib import Path; files += sorted(Path('experiments').glob('*.csv')) + sorted(Path('benchmarks').glob('*.csv')) + [Path('benchmarks/recorded.json')]; \
 	  print(hashlib.sha256(''.join(f'{p}:{p.stat().st_size}:{p.stat().st_mtime_ns};' for p in files).encode()).hexdigest())"); \
 	if [ "$$new" != "$$(cat $(RUNS_FINGERPRINT) 2>/dev/null)" ]; then \
-	  if [ -d _build/.jupyter_cache ]; then echo "the book's runs or evaluators changed: every notebook runs again"; fi; \
+	  if [ -d _build/.jupyter_cache ]; then echo "the book's runs, evaluators or committed results changed: every notebook runs again"; fi; \
 	  rm -rf _build/.jupyter_cache; mkdir -p _build; echo "$$new" > $(RUNS_FINGERPRINT); \
 	fi
 
