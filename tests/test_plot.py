@@ -7,7 +7,8 @@ import re
 import numpy as np
 import pytest
 
-from npgan.plot import SnapshotTable, image_grid, png_bytes, save_png, to_uint8
+from npgan.plot import (SnapshotTable, grid_images, image_grid, pixels_from_text, pixels_to_text, png_bytes,
+                        save_png, to_uint8)
 
 
 def test_to_uint8_mapping():
@@ -35,6 +36,42 @@ def test_image_grid_layout():
     assert image_grid(np.zeros((100, 784))).shape == (302, 302)
     one = np.linspace(-1, 1, 784).reshape(28, 28)
     np.testing.assert_array_equal(image_grid(one[None], n_cols=1, pad=0), to_uint8(one))
+
+
+def test_grid_images_undoes_image_grid():
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (7, 784))
+    grid = image_grid(images, n_cols=3)                  # 3 rows, the last two slots empty
+    cut = grid_images(grid)
+    assert cut.dtype == np.uint8 and cut.shape == (9, 28, 28)
+    np.testing.assert_array_equal(cut[:7], to_uint8(images).reshape(7, 28, 28))
+    assert np.all(cut[7:] == 255)                        # empty slots: padding
+    np.testing.assert_array_equal(grid_images(image_grid(images, n_cols=7, pad=0), pad=0),
+                                  to_uint8(images).reshape(7, 28, 28))
+    # uint8 pixels go back on a canvas as they are (not taken for values in [-1, 1])
+    np.testing.assert_array_equal(image_grid(cut[:7], n_cols=3), grid)
+    with pytest.raises(ValueError, match="image_grid's layout"):
+        grid_images(grid[:-1])
+    with pytest.raises(ValueError, match="image_grid's layout"):
+        grid_images(grid.astype(np.float32))
+
+
+def test_pixels_as_text_round_trip():
+    pixels = np.arange(784, dtype=np.int64).reshape(28, 28).astype(np.uint8)   # every grey level
+    text = pixels_to_text(pixels)
+    assert isinstance(text, str) and len(text) == 1048 and text.isascii() and "," not in text
+    back = pixels_from_text(text)
+    assert back.dtype == np.uint8 and back.shape == (28, 28)
+    np.testing.assert_array_equal(back, pixels)
+    assert pixels_to_text(pixels.reshape(784)) == text
+    with pytest.raises(ValueError, match="784 uint8 pixels"):
+        pixels_to_text(pixels.astype(np.float32))
+    with pytest.raises(ValueError, match="784 uint8 pixels"):
+        pixels_to_text(pixels[:27])
+    with pytest.raises(ValueError, match="this text has 783"):
+        pixels_from_text(base64.b64encode(pixels.tobytes()[:783]).decode())
+    with pytest.raises(ValueError, match="not an image written by pixels_to_text"):
+        pixels_from_text("not base64!")
 
 
 def decode_png(blob):

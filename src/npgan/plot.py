@@ -1,6 +1,7 @@
 """Pictures: sample grids, the per-epoch snapshot table, training curves."""
 
 import base64
+import binascii
 import html
 import io
 
@@ -15,13 +16,20 @@ def to_uint8(images):
     return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
 
 
+def _whole(name, value, low):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be a whole number ≥ {low}, got {value!r}")
+
+
 def image_grid(images, n_cols=10, pad=2, pad_value=255):
     """Put N images (N, 784) or (N, 28, 28) in [-1, 1] on one uint8 canvas,
-    n_cols per row, row after row, with ``pad`` pixels of ``pad_value`` between."""
+    n_cols per row, row after row, with ``pad`` pixels of ``pad_value`` between.
+    Images that are already uint8 pixels 0…255 (grid_images, pixels_from_text)
+    are placed as they are."""
     for name, value, low in (("n_cols", n_cols, 1), ("pad", pad, 0)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{name} must be a whole number ≥ {low}, got {value!r}")
-    pixels = to_uint8(images).reshape(-1, 28, 28)
+        _whole(name, value, low)
+    images = np.asarray(images)
+    pixels = (images if images.dtype == np.uint8 else to_uint8(images)).reshape(-1, 28, 28)
     n = len(pixels)
     n_rows = -(-n // n_cols)
     side = 28 + pad
@@ -30,6 +38,40 @@ def image_grid(images, n_cols=10, pad=2, pad_value=255):
         r, c = divmod(i, n_cols)
         canvas[pad + r * side:pad + r * side + 28, pad + c * side:pad + c * side + 28] = img
     return canvas
+
+
+def grid_images(grid, pad=2):
+    """The 28×28 images of a canvas from image_grid (same ``pad``), row after row, as
+    uint8 pixels (N, 28, 28): every slot of the canvas, empty ones (all padding) too."""
+    _whole("pad", pad, 0)
+    grid = np.asarray(grid)
+    side = 28 + pad
+    if grid.dtype != np.uint8 or grid.ndim != 2 or any((n - pad) % side or n < side + pad for n in grid.shape):
+        raise ValueError(f"not a uint8 grid of 28×28 images with padding {pad} (image_grid's "
+                         f"layout): got {grid.dtype} {grid.shape}")
+    n_rows, n_cols = ((n - pad) // side for n in grid.shape)
+    return np.array([grid[pad + r * side:pad + r * side + 28, pad + c * side:pad + c * side + 28]
+                     for r in range(n_rows) for c in range(n_cols)])
+
+
+def pixels_to_text(image):
+    """One image's 784 pixels (uint8, 28×28 or flat) as text: base64 of the bytes, row
+    by row — a compact column of a committed CSV (pixels_from_text reads it back)."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.size != 784:
+        raise ValueError(f"an image is 784 uint8 pixels (to_uint8 makes them), got {image.dtype} {image.shape}")
+    return base64.b64encode(image.tobytes()).decode("ascii")
+
+
+def pixels_from_text(text):
+    """The image written by pixels_to_text, as uint8 pixels (28, 28)."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError, TypeError) as err:
+        raise ValueError(f"not an image written by pixels_to_text (base64 of 784 bytes): {err}") from None
+    if len(raw) != 784:
+        raise ValueError(f"an image written by pixels_to_text has 784 bytes, this text has {len(raw)}")
+    return np.frombuffer(raw, dtype=np.uint8).reshape(28, 28).copy()
 
 
 def png_bytes(grid, scale=1):
