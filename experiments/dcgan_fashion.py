@@ -6,6 +6,7 @@
 The run is the book's run of the recipe on Fashion-MNIST (bookruns.book_run("dcgan",
 dataset="fashion"), folder book-dcgan-fashion): read back when it is there, otherwise
 trained here first (25 epochs, about as long as the MNIST DCGAN: half an hour or more).
+
 The book no longer trains this run (issue 29: a cold `make book` within 30 minutes on
 2 cores); the notebook 21.6-dcgan.ipynb reads these two files instead, in every mode.
 dcgan_fashion.csv: one row, the run's epochs and training seconds, the Fashion-MNIST
