@@ -48,7 +48,7 @@ def main(argv=None):
     rows, missing = [], []
     for name, dataset in bookruns.BOOK_RUNS:
         if name not in models.names():
-            continue   # the Fashion-MNIST evaluator, trained beside the runs
+            continue   # the MNIST evaluator, trained beside the runs
         path = last_checkpoint(name, dataset, args.subset)
         if path is None or not path.is_file():
             missing.append(f"{name} ({dataset}{f', subset {args.subset}' if args.subset else ''})")

@@ -401,7 +401,8 @@ def test_evaluator_trains_with_a_fixed_number_of_blas_threads(monkeypatch):
 def test_the_cached_evaluator_has_the_books_weights(dataset, evaluator):
     """With the pinned kernels (the Makefile's OPENBLAS_CORETYPE and NPY_DISABLE_CPU_FEATURES)
     every x86-64 machine trains the same evaluator: its weights' SHA-256 is the committed one.
-    MNIST's is trained by `make data`; Fashion-MNIST's by `make runs` (checked once it exists)."""
+    MNIST's is trained by `make data`; Fashion-MNIST's only on request (experiments/dcgan_fashion.py,
+    `python -m npgan book-runs --only evaluator --dataset fashion`), checked once it exists."""
     if platform.machine() not in ("x86_64", "AMD64"):
         pytest.skip("the committed SHA-256 is that of x86-64's pinned kernels")
     if dataset == "mnist":
@@ -409,6 +410,7 @@ def test_the_cached_evaluator_has_the_books_weights(dataset, evaluator):
     elif metrics.evaluator_path(dataset).is_file():
         trained = metrics.load_evaluator(dataset=dataset, train=False)
     else:
-        pytest.skip(f"no {dataset} evaluator cached yet ({metrics.evaluator_path(dataset)}; make runs trains it)")
+        pytest.skip(f"no {dataset} evaluator cached yet ({metrics.evaluator_path(dataset)}; "
+                    f"python -m npgan book-runs --only evaluator --dataset {dataset} trains it)")
     assert trained.weights_sha256() == metrics.EVALUATOR_SHA256[dataset]
     assert trained.meta["sha256"] == metrics.EVALUATOR_SHA256[dataset]   # as trained, not changed since
