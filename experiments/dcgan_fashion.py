@@ -18,16 +18,14 @@ at TABLE_EPOCHS, each as npgan.plot.pixels_to_text (base64 of its 784 uint8 pixe
 """
 
 import argparse
-import csv
-import io
-import subprocess
 import time
 from pathlib import Path
 
 from npgan import BOOK_EPOCHS, metrics
 from npgan.bookruns import book_run
-from npgan.files import atomic_write
 from npgan.plot import grid_images, pixels_to_text
+
+import results_csv   # experiments/results_csv.py
 
 HERE = Path(__file__).parent
 OUT = HERE / "dcgan_fashion.csv"
@@ -42,28 +40,15 @@ CLASSES = ("tshirt_top", "trouser", "pullover", "dress", "coat", "sandal", "shir
            "bag", "ankle_boot")
 
 
-def _commit():
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=HERE, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return ""
-
-
 def write_csv(path, rows):
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    with atomic_write(path, "w", encoding="utf-8") as f:   # a temporary file, then os.replace
-        f.write(text.getvalue())
+    results_csv.write_csv(path, rows)
     print(f"wrote {path} ({path.stat().st_size:,} bytes)")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args()
-    commit = _commit()
+    commit = results_csv.code_commit()
     evaluator = metrics.load_evaluator(dataset="fashion", log=print)
     model, history = book_run("dcgan", epochs=EPOCHS, seed=SEED, dataset="fashion")
     print(f"the book's Fashion-MNIST DCGAN: {EPOCHS} epochs, {history.seconds:.0f} s of training"

@@ -33,9 +33,7 @@ A lever whose config fields this commit does not have yet is skipped with a mess
 
 import argparse
 import csv
-import io
 import json
-import subprocess
 import sys
 import time
 from dataclasses import fields, replace
@@ -44,7 +42,8 @@ from pathlib import Path
 import numpy as np
 
 from npgan import book_config, build, load_mnist, metrics, train
-from npgan.files import atomic_write
+
+import results_csv   # experiments/results_csv.py
 
 OUT = Path(__file__).with_name("dcgan_levers.csv")
 STEP_COSTS = Path(__file__).resolve().parents[1] / "benchmarks" / "dcgan_levers_step.csv"   # the step, timed side by side
@@ -104,18 +103,6 @@ def matched_plan():
             if lever in rows and lever in cost and cost[lever] > 1.05 and float(rows[lever]["fd"]) < base_fd]
 
 
-def append_row(row):
-    """The CSV with one more row, written whole through a rename (never half a file)."""
-    old = OUT.read_text(encoding="utf-8") if OUT.exists() else ""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, COLUMNS, lineterminator="\n")
-    if not old:
-        writer.writeheader()
-    writer.writerow(row)
-    with atomic_write(OUT, "w", encoding="utf-8") as f:
-        f.write(old + buf.getvalue())
-
-
 def run(lever, epochs=EPOCHS):
     changes = LEVERS[lever]
     config = config_of(changes)
@@ -134,19 +121,11 @@ def run(lever, epochs=EPOCHS):
            "max_share": f"{shares.max():.4f}", "min_share": f"{shares.min():.4f}",
            "train_seconds": f"{history.seconds:.0f}", "seconds_per_epoch": f"{history.seconds / epochs:.1f}",
            "date": time.strftime("%Y-%m-%d"), "commit": COMMIT}
-    append_row(row)
+    results_csv.append_row(OUT, COLUMNS, row)
     print(json.dumps(row), flush=True)
 
 
-def _commit():
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return ""
-
-
-COMMIT = _commit()   # the code this process runs: read at its start, not when a row is written
+COMMIT = results_csv.code_commit()   # the code this process runs: read at its start, not when a row is written
 
 
 def main():

@@ -26,10 +26,8 @@ and the reimplementations), and "paper" takes them all together.
 
 import argparse
 import csv
-import io
 import json
 import platform
-import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -40,7 +38,8 @@ import numpy as np
 from npgan import book_config, build, checkpoint, load_mnist, metrics, train
 from npgan.codes import q_digit_accuracy
 from npgan.evaluator import EVALUATOR_VERSION
-from npgan.files import atomic_write
+
+import results_csv   # experiments/results_csv.py
 
 OUT = Path(__file__).with_name("infogan_labels.csv")
 LABELS = (0, 10, 20, 50, 100, 300, 1000)
@@ -96,18 +95,6 @@ def done_runs():
         return {(r["recipe"], int(r["n_labels"]), int(r["seed"])) for r in csv.DictReader(f)}
 
 
-def append_row(row):
-    """The CSV with one more row, written whole through a rename (never half a file)."""
-    old = OUT.read_text(encoding="utf-8") if OUT.exists() else ""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, COLUMNS, lineterminator="\n")
-    if not old:
-        writer.writeheader()
-    writer.writerow(row)
-    with atomic_write(OUT, "w", encoding="utf-8") as f:
-        f.write(old + buf.getvalue())
-
-
 def run(recipe, n_labels, seed, epochs=None):
     config = config_of(recipe, n_labels)
     epochs = epochs or 20
@@ -122,7 +109,7 @@ def run(recipe, n_labels, seed, epochs=None):
            "seed": seed, "epochs": epochs, **scores(model),
            "train_seconds": f"{history.seconds:.0f}", "date": time.strftime("%Y-%m-%d"),
            "machine": f"{platform.node()} ({platform.machine()})", "commit": COMMIT}
-    append_row(row)
+    results_csv.append_row(OUT, COLUMNS, row)
     print(json.dumps(row), flush=True)
 
 
@@ -151,8 +138,8 @@ def rescore():
     """Every row scored again from its last checkpoint by this commit's evaluator (the rows
     of an older evaluator version first); training columns are kept."""
     with open(OUT, encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    for row in rows:
+        table = list(csv.DictReader(f))
+    for row in table:
         if row.get("evaluator") == f"v{EVALUATOR_VERSION}":
             continue
         folder = folder_of(row["recipe"], int(row["n_labels"]), int(row["seed"]))
@@ -162,24 +149,11 @@ def rescore():
             continue
         model, _ = checkpoint.load(last[-1])
         row.update(scores(model))
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, COLUMNS, lineterminator="\n", restval="")
-        writer.writeheader()
-        writer.writerows(rows)
-        with atomic_write(OUT, "w", encoding="utf-8") as f:   # after every row: stoppable
-            f.write(buf.getvalue())
+        results_csv.write_csv(OUT, table, COLUMNS)   # after every row: stoppable
         print(row["recipe"], row["n_labels"], row["seed"], row["c1_matched_accuracy"], flush=True)
 
 
-def _commit():
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return ""
-
-
-COMMIT = _commit()   # the code this process runs: read at its start, not when a row is written
+COMMIT = results_csv.code_commit()   # the code this process runs: read at its start, not when a row is written
 
 
 def main():
