@@ -31,7 +31,7 @@ JB_FLAGS := -W -n --keep-going --all
         notebook-outputs numbering fresh-notebook-cache
 
 help:
-	@echo "make book   build the HTML book in _build/html (trains every model two at a time: about 45-50 min cold on 2 cores, see benchmarks/README.md)"
+	@echo "make book   build the HTML book in _build/html (trains every model two at a time: 40 min measured cold on 2 idle cores, see benchmarks/README.md)"
 	@echo "make test   every test: unit tests, notebooks (quick mode), browser test of the book"
 	@echo "make bench  speed benchmark (benchmarks/bench_train.py)"
 	@echo "make lab    open the notebooks in JupyterLab with this project's kernel"
