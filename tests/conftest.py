@@ -266,3 +266,17 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.section("measured errors (largest per check)")
     for name in sorted(_MEASURED):
         terminalreporter.write_line(f"{name:60s} {_MEASURED[name]:.3e}")
+
+
+@pytest.fixture
+def train_one_epoch(run_cli, mnist_dir, tmp_path):
+    """``npgan train --model MODEL --epochs 1 --subset N`` on real MNIST into tmp_path/run:
+    checks the exit code and the line that counts the steps; returns the run folder."""
+    def train(model, subset, steps):
+        run = tmp_path / "run"
+        result = run_cli("--data-dir", mnist_dir.parent, "train", "--model", model, "--epochs", "1",
+                         "--subset", subset, "--out", run, "--quiet")
+        assert result.returncode == 0, result.stderr
+        assert f"trained {model.upper()} for 1 epochs ({steps} steps each)" in result.stdout
+        return run
+    return train

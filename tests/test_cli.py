@@ -138,13 +138,9 @@ def test_fetch_data_with_a_verified_cache(run_cli, mnist_dir):
     assert f"MNIST is ready in {mnist_dir}" in result.stdout
 
 
-def test_train_then_sample_on_real_mnist(run_cli, mnist_dir, tmp_path):
+def test_train_then_sample_on_real_mnist(run_cli, train_one_epoch, tmp_path):
     """One short real run: CGAN, 1 epoch on 6,000 images (93 steps of 64)."""
-    run = tmp_path / "run"
-    result = run_cli("--data-dir", mnist_dir.parent, "train", "--model", "cgan", "--epochs", "1",
-                     "--subset", "6000", "--out", run, "--quiet")
-    assert result.returncode == 0, result.stderr
-    assert "trained CGAN for 1 epochs (93 steps each)" in result.stdout
+    run = train_one_epoch("cgan", subset=6000, steps=93)
     assert sorted(p.name for p in run.iterdir()) == [
         "checkpoint.npz", "epoch_000.png", "epoch_001.png", "history.csv"]
     for png in ("epoch_000.png", "epoch_001.png"):
