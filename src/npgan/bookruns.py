@@ -226,13 +226,10 @@ def stored_facts(name, dataset="mnist", subset=None):
     return _stored(run_folder(name, dataset, subset))
 
 
-def _same_run(saved, facts):
-    """Were the stored run's facts these (``every`` aside: it does not change the
-    weights)? Configs are compared as configs, so that a field added to the config
-    later, with the value runs had before it (e.g. ema_decay 0 in files without it),
-    still matches."""
-    if any(saved.get(k) != v for k, v in facts.items() if k not in ("config", "every")):
-        return False
+def _same_config(saved, facts):
+    """Was the stored run trained with this config? Compared as configs, so that a field
+    added to the config later, with the value runs had before it (e.g. ema_decay 0 in
+    files without it), still matches."""
     family = models.family(facts["model"]).config_class
     try:
         return family.from_json(json.dumps(saved.get("config"))) == family.from_json(json.dumps(facts["config"]))
@@ -240,12 +237,18 @@ def _same_run(saved, facts):
         return False
 
 
+def _same_run(saved, facts):
+    """Were the stored run's facts these (``every`` aside: it does not change the weights)?"""
+    return (all(saved.get(k) == v for k, v in facts.items() if k not in ("config", "every"))
+            and _same_config(saved, facts))
+
+
 def _older_recipe(saved, facts):
     """Was the stored run trained with a recipe the code has since changed? Only the
     book's recipe trains into a run folder, so such a run is the book's run of an earlier
     edition (e.g. the WGAN's 60 epochs at n_critic 5): it is replaced like a damaged run,
     whatever its epochs, without asking."""
-    return saved.get("model") == facts["model"] and not _same_run({**saved, **_settings(facts)}, facts)
+    return saved.get("model") == facts["model"] and not _same_config(saved, facts)
 
 
 def _load_finished(folder, facts, epochs, every):
