@@ -69,6 +69,15 @@ def finished_book_run(data, name, epochs=None, subset=None, seed=0, every=10):
     return folder
 
 
+def guarded_run(tmp_path, name):
+    """(data folder, run folder, its snapshot) for a finished book run of ``name`` beside
+    broken MNIST files: a command that went on to train would fail on the data, and a
+    command that replaced the run would change the snapshot."""
+    data = broken_mnist(tmp_path / "data")
+    run = finished_book_run(data, name)
+    return data, run, snapshot_of(run)
+
+
 # ---------------------------------------------------------------- 1. data loss
 
 @pytest.mark.parametrize("args,needle", [
@@ -79,9 +88,7 @@ def finished_book_run(data, name, epochs=None, subset=None, seed=0, every=10):
     (["--labels=-3"], "--labels must be at least 0, got -3"),
 ], ids=["subset 0", "subset -5", "epochs 0", "epochs -2", "labels -3"])
 def test_book_runs_typo_deletes_nothing(run_cli, tmp_path, args, needle):
-    data = broken_mnist(tmp_path / "data")
-    run = finished_book_run(data, "infogan")
-    before = snapshot_of(run)
+    data, run, before = guarded_run(tmp_path, "infogan")
     result = run_cli("book-runs", "--only", "infogan", "--epochs", "1", *args,
                      env={"NPGAN_DATA": str(data)}, timeout=60)
     assert_one_line(result, needle)
@@ -89,9 +96,7 @@ def test_book_runs_typo_deletes_nothing(run_cli, tmp_path, args, needle):
 
 
 def test_book_runs_with_other_settings_never_replaces_a_finished_run(run_cli, tmp_path):
-    data = broken_mnist(tmp_path / "data")
-    run = finished_book_run(data, "gan")
-    before = snapshot_of(run)
+    data, run, before = guarded_run(tmp_path, "gan")
     result = run_cli("book-runs", "--only", "gan", "--epochs", "5", env={"NPGAN_DATA": str(data)},
                      timeout=60)
     assert_one_line(result, f"{run} holds the book's finished GAN run (70 epochs, seed 0)",
@@ -104,9 +109,7 @@ def test_book_runs_with_other_settings_never_replaces_a_finished_run(run_cli, tm
 
 
 def test_book_runs_labels_for_another_model_is_one_line(run_cli, tmp_path):
-    data = broken_mnist(tmp_path / "data")
-    run = finished_book_run(data, "gan")
-    before = snapshot_of(run)
+    data, run, before = guarded_run(tmp_path, "gan")
     result = run_cli("book-runs", "--only", "gan", "--labels", "100", env={"NPGAN_DATA": str(data)},
                      timeout=60)
     assert_one_line(result, "--labels: only the InfoGAN learns from labelled images; add --only infogan")
