@@ -72,13 +72,13 @@ def _facts(name, config, epochs, seed, dataset, subset, every):
 # critic's W1 estimate (and the GAN's D loss) against FD over the checkpoints, and 6 points
 # would say little; every epoch for the DCGAN, whose FD 21.6 plots against training time
 # beside the GAN's (a DCGAN checkpoint is 3.6 MB, a GAN's 15 MB); the DCGAN on Fashion-MNIST
-# (experiments/dcgan_fashion.py), which nothing plots so, keeps every 10. Keys: (model, data set), else the model.
-CHECKPOINT_EVERY = {"wgan": 2, "gan": 2, ("dcgan", "mnist"): 1}
+# (experiments/dcgan_fashion.py), which nothing plots so, keeps every 10, as every run not listed.
+CHECKPOINT_EVERY = {("wgan", "mnist"): 2, ("gan", "mnist"): 2, ("dcgan", "mnist"): 1}
 
 
 def checkpoint_every(name, dataset="mnist"):
     """How often the book's run of ``name`` on ``dataset`` keeps a checkpoint (epochs)."""
-    return CHECKPOINT_EVERY.get((name, dataset), CHECKPOINT_EVERY.get(name, 10))
+    return CHECKPOINT_EVERY.get((name, dataset), 10)
 
 
 def _whole(value, what, low):
@@ -130,10 +130,15 @@ def check_replace(name, epochs=None, subset=None, seed=0, dataset="mnist", every
     seed) that book_run would replace; ValueError for a wrong argument."""
     config, epochs = check_settings(name, epochs, subset, seed, dataset, every, n_labels)
     folder = run_folder(name, dataset, subset, n_labels)
-    stored = _stored(folder)
-    facts = _facts(name, config, epochs, seed, dataset, subset, every)
+    _refuse_replacing(folder, _stored(folder), _facts(name, config, epochs, seed, dataset, subset, every),
+                      replace)
+
+
+def _refuse_replacing(folder, stored, facts, replace):
+    """check_replace's verdict on the run folder's stored facts (None: no finished run)."""
     if stored is None or replace or _settings(stored) == _settings(facts) or _older_recipe(stored, facts):
         return
+    name, epochs, seed, subset = facts["model"], facts["epochs"], facts["seed"], facts["subset"]
     whose = "the book's" if (stored.get("epochs") == models.BOOK_EPOCHS[name] and not subset
                              and stored.get("seed") == 0) else "a"
     raise RunExists(f"{folder} holds {whose} finished "
@@ -167,8 +172,8 @@ def book_run(name, epochs=None, subset=None, seed=0, dataset="mnist", every=None
     folder = run_folder(name, dataset, subset, n_labels)
     facts = _facts(name, config, epochs, seed, dataset, subset, every)
     with run_lock(folder, log):
-        check_replace(name, epochs, subset, seed, dataset, every, replace, n_labels)
         stored = _stored(folder)
+        _refuse_replacing(folder, stored, facts, replace)
         if stored is not None and _settings(stored) == _settings(facts):
             found = _load_finished(folder, facts, epochs, every)
             if found is not None:
