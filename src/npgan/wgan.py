@@ -177,6 +177,7 @@ def w1_estimate(model, real, n=10_000, seed=0, batch_size=2000):
                                   for i in range(0, n, batch_size)])
     return float(real_scores.mean(dtype=np.float64) - fake_scores.mean(dtype=np.float64))
 
+
 def book_recipe():
     """The book's WGAN-GP (chapter 21.5): the paper's settings (WGANConfig's defaults) with
     two changes, each measured on the validation images (experiments/wgan_validation.py,
@@ -188,7 +189,7 @@ def book_recipe():
       FD 54.8 (18.0× the floor), every digit 7.1–14.3 %, Parzen 142.6, against the
       paper's settings' 137.7 (45.1×), 3.9–22.2 %, 96.5 (experiments/wgan_validation_e30.csv).
       The authors' MNIST script trains 200,000 G iterations (igul222/improved_wgan_training,
-      gan_mnist.py); the book has about a twentieth of that.
+      gan_mnist.py); the book's 50 epochs are 23,425, about an eighth of that.
     * An epoch (937 critic steps, 468 G steps) then costs about 1.25 GAN epochs (a critic
       step about one GAN step, benchmarks/wgan_step.py; a G step about half of one), so
       50 epochs take about the GAN's 70 epochs' time.
